@@ -1,0 +1,1 @@
+"""The outbox every outgoing message goes through, and the platform port's outcomes."""

@@ -1,0 +1,109 @@
+"""The platform port: what the engine needs from a chat platform.
+
+Each adapter (``bots/telegram``, later ``bots/discord``) implements :class:`PlatformPort`.
+Every call returns a typed outcome instead of raising, so callers decide what to do:
+:class:`RetryAfter` (the platform asked us to slow down), :class:`Unreachable` (with the
+reason why), or the call's own result.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class UnreachableReason(enum.StrEnum):
+    """Why a platform call cannot succeed now or later."""
+
+    BLOCKED = "blocked"  # the person blocked the bot
+    NOT_STARTED = "not_started"  # the person never opened a chat with the bot
+    ACCOUNT_GONE = "account_gone"  # the account was deleted or deactivated
+    BOT_REMOVED = "bot_removed"  # the bot was removed from the chat / server
+    NO_RIGHTS = "no_rights"  # the bot is there but lacks an admin right it needs
+    NOT_FOUND = "not_found"  # the chat, message or user does not exist
+    REJECTED = "rejected"  # the platform refused the request as malformed
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """The platform accepted the call."""
+
+    message_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryAfter:
+    """The platform asked us to wait ``seconds`` before the next such call."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Unreachable:
+    """The call cannot succeed; ``reason`` says why, ``detail`` is the platform's words."""
+
+    reason: UnreachableReason
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InviteCreated:
+    """A personal invite the platform made (or a deep link that needs no platform call)."""
+
+    url: str
+
+
+class Membership(enum.StrEnum):
+    MEMBER = "member"
+    NOT_MEMBER = "not_member"
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipResult:
+    status: Membership
+
+
+@dataclass(frozen=True, slots=True)
+class AdminResult:
+    is_admin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a program lives on its platform, as plain values."""
+
+    platform: str
+    destination_id: int
+    kind: str  # "channel" | "group" | "supergroup" | "bot" | "guild"
+    join_mode: str  # "bot" (through the bot) | "direct" (join-request links)
+    username: str | None = None
+
+
+Failure = RetryAfter | Unreachable
+
+
+class PlatformPort(Protocol):
+    """What the engine asks of a chat platform; implemented once per adapter."""
+
+    platform: str
+
+    async def create_invite(
+        self, destination: Destination, *, code: str, name: str
+    ) -> InviteCreated | Failure:
+        """A personal invite for ``code`` (``name`` ≤ 32 chars is shown to admins)."""
+        ...
+
+    async def revoke_invite(self, destination: Destination, url: str) -> Delivered | Failure:
+        """Stop ``url`` from letting anyone in."""
+        ...
+
+    async def get_membership(
+        self, destination: Destination, user_id: int
+    ) -> MembershipResult | Failure:
+        """Whether ``user_id`` is a member of the destination now."""
+        ...
+
+    async def is_admin(self, destination: Destination, user_id: int) -> AdminResult | Failure:
+        """Whether ``user_id`` may manage the destination's program."""
+        ...

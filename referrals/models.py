@@ -1,0 +1,309 @@
+"""Plain values the engine takes and returns. No platform objects ever cross this line."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from delivery.port import Destination
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformUser:
+    """A person on one platform."""
+
+    platform: str
+    user_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """What a platform tells us about a person when they act."""
+
+    user_id: int
+    display_name: str = ""
+    username: str | None = None
+    language_code: str | None = None
+
+
+class JoinMode(enum.StrEnum):
+    BOT = "bot"  # through the bot: t.me/<bot>?start=<code>, matched by user id
+    DIRECT = "direct"  # a per-reader join-request link (private chats only)
+
+
+class LeavePolicy(enum.StrEnum):
+    KEEP = "keep"  # a confirmed referral keeps counting after the friend leaves
+    SUBTRACT = "subtract"  # ... stops counting while the friend is away
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """One referral program: a destination (chat, bot subscription, guild) and its rules."""
+
+    id: int
+    platform: str
+    destination_id: int
+    kind: str
+    title: str
+    username: str | None
+    locale: str
+    timezone: str
+    hold_hours: int
+    join_mode: str
+    min_account_age_days: int
+    leave_policy: str
+    human_check: bool
+    referrer_cap: int | None
+    burst_limit: int | None
+    burst_window_minutes: int
+    paused: bool
+    paused_reason: str | None
+    created_by: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def destination(self) -> Destination:
+        return Destination(
+            platform=self.platform,
+            destination_id=self.destination_id,
+            kind=self.kind,
+            join_mode=self.join_mode,
+            username=self.username,
+        )
+
+    @property
+    def is_public(self) -> bool:
+        return self.username is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    id: int
+    program_id: int
+    referrer_id: int
+    label: str
+    code: str
+    url: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkResult:
+    link: Link
+    created: bool
+
+
+class JoinStatus(enum.StrEnum):
+    PENDING = "pending"  # counted once the hold period passes
+    CONFIRMED = "confirmed"  # counted (a program with no hold)
+    HELD = "held"  # a rule wants a manager to decide
+    REJECTED = "rejected"  # a referral that will not count (reason says why)
+    UNATTRIBUTED = "unattributed"  # no reader to count it for
+    NOT_COUNTED = "not_counted"  # a rejoin, or a person already counted
+    DUPLICATE = "duplicate"  # the same event seen before: nothing changed
+
+
+class Reason(enum.StrEnum):
+    SELF_REFERRAL = "self_referral"
+    ACCOUNT_TOO_NEW = "account_too_new"
+    LEFT_DURING_HOLD = "left_during_hold"
+    REMOVED_DURING_HOLD = "removed_during_hold"
+    MANUAL = "manual"
+    BURST = "burst"
+    OVER_CAP = "over_cap"
+    NO_LINK = "no_link"
+    UNKNOWN_LINK = "unknown_link"
+    REVOKED_LINK = "revoked_link"
+    REJOIN = "rejoin"
+    COUNTED_FOR_OTHER = "counted_for_other"
+
+
+@dataclass(frozen=True, slots=True)
+class JoinEvent:
+    """Someone became a member of a program's destination.
+
+    ``link`` is the code or URL the platform says they used (None when it does not say);
+    ``event_key`` identifies the platform event so a re-delivery changes nothing;
+    ``account_created_at`` is given when the platform tells account age.
+    """
+
+    program_id: int
+    person: Person
+    at: datetime
+    link: str | None = None
+    event_key: str | None = None
+    account_created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JoinOutcome:
+    status: JoinStatus
+    reason: Reason | None = None
+    referrer_id: int | None = None
+    hold_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveEvent:
+    """Someone stopped being a member (left, was removed, or blocked the bot)."""
+
+    program_id: int
+    user_id: int
+    at: datetime
+    removed: bool = False
+
+
+class LeaveStatus(enum.StrEnum):
+    REJECTED = "rejected"  # a referral in its hold period stopped counting
+    LEFT_AFTER_CONFIRM = "left_after_confirm"  # a confirmed referral got left_at
+    NO_REFERRAL = "no_referral"  # nothing to change but the membership flag
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveOutcome:
+    status: LeaveStatus
+    referrer_id: int | None = None
+    still_counts: bool = False
+
+
+class RememberStatus(enum.StrEnum):
+    REMEMBERED = "remembered"
+    ALREADY_REMEMBERED = "already_remembered"  # an earlier reader's link was opened first
+    ALREADY_MEMBER = "already_member"  # already in, or counted before
+    SELF_REFERRAL = "self_referral"
+    UNKNOWN_LINK = "unknown_link"
+
+
+@dataclass(frozen=True, slots=True)
+class RememberOutcome:
+    status: RememberStatus
+    program: Program | None = None
+    referrer_id: int | None = None
+    referrer_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmedReferrer:
+    """A referrer whose confirmed count changed in a ``confirm_due`` run."""
+
+    program_id: int
+    referrer_id: int
+    counted: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmResult:
+    confirmed: int = 0
+    rejected: int = 0
+    deferred: int = 0  # the platform could not tell membership now; retried next tick
+    referrers: list[ConfirmedReferrer] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewOutcome:
+    program_id: int
+    referred_id: int
+    referrer_id: int | None
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    pending: int = 0
+    held: int = 0
+    confirmed: int = 0
+    rejected: int = 0
+    left: int = 0
+    counted: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptItem:
+    """One line of a reader's receipt: a referral or a join that was not counted."""
+
+    user_id: int
+    display_name: str
+    kind: str  # "referral" | "attempt"
+    state: str  # referral state, or the attempt's outcome
+    reason: str | None
+    at: datetime
+    hold_until: datetime | None
+    confirmed_at: datetime | None
+    left_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    program_id: int
+    referrer_id: int
+    counts: Counts
+    items: list[ReceiptItem]
+    page: int
+    pages: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeletionSummary:
+    members: int = 0
+    links: int = 0
+    join_attempts: int = 0
+    events: int = 0
+    referrals_unlinked: int = 0
+
+
+class EngineError(Exception):
+    """A request the engine refuses; ``code`` names the problem for templates."""
+
+    code = "error"
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class ProgramNotFound(EngineError):
+    code = "program_not_found"
+
+
+class ProgramExists(EngineError):
+    code = "program_exists"
+
+
+class ProgramPaused(EngineError):
+    code = "program_paused"
+
+
+class SettingsError(EngineError):
+    """A setting has a bad value; ``key`` names it."""
+
+    code = "bad_setting"
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}", key=key)
+        self.key = key
+
+
+class BadLabel(EngineError):
+    code = "bad_label"
+
+
+class TooManyLinks(EngineError):
+    code = "too_many_links"
+
+
+class NotAllowed(EngineError):
+    code = "not_allowed"
+
+
+class NotReviewable(EngineError):
+    code = "not_reviewable"
+
+
+class PlatformUnavailable(EngineError):
+    """The platform could not do what was asked (rate limit, missing rights, ...)."""
+
+    code = "platform_unavailable"

@@ -1,0 +1,24 @@
+"""Cleaning text that people control (names, titles) before it is stored."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_SPACES = re.compile(r"\s+")
+# Categories that render invisibly or reorder text: controls, format characters
+# (zero-width joiners, bidi overrides), private use, surrogates, unassigned.
+_DROP = {"Cc", "Cf", "Co", "Cs", "Cn"}
+
+
+def clean_name(value: str | None, max_length: int = 64) -> str:
+    """Printable, single-line, at most ``max_length`` characters; '' when nothing is left."""
+    if not value:
+        return ""
+    value = value[: max_length * 8]  # a 10 KB name is cut before any work is done on it
+    value = unicodedata.normalize("NFC", value)
+    kept = "".join(ch for ch in value if unicodedata.category(ch) not in _DROP)
+    kept = _SPACES.sub(" ", kept).strip()
+    if len(kept) > max_length:
+        kept = kept[: max_length - 1].rstrip() + "…"
+    return kept

@@ -1,0 +1,1 @@
+"""Database engine setup, schema, migrations and queries: the only place with SQL."""

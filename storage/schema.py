@@ -1,0 +1,232 @@
+"""The database schema as SQLAlchemy Core tables.
+
+Migrations under ``storage/migrations`` create exactly this schema; a test compares the two.
+All times are stored as UTC; :class:`UTCDateTime` hands back timezone-aware values on every
+engine (SQLite would otherwise return naive ones).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every engine; naive values are refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} cannot be stored")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+programs = Table(
+    "programs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("platform", String(16), nullable=False),
+    Column("destination_id", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("title", String(256), nullable=False),
+    Column("username", String(64)),
+    Column("locale", String(8), nullable=False, server_default="en"),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
+    Column("hold_hours", Integer, nullable=False, server_default="48"),
+    Column("join_mode", String(16), nullable=False, server_default="bot"),
+    Column("min_account_age_days", Integer, nullable=False, server_default="0"),
+    Column("leave_policy", String(16), nullable=False, server_default="keep"),
+    Column("human_check", Boolean, nullable=False, server_default=text("false")),
+    Column("referrer_cap", Integer),
+    Column("burst_limit", Integer),
+    Column("burst_window_minutes", Integer, nullable=False, server_default="60"),
+    Column("paused", Boolean, nullable=False, server_default=text("false")),
+    Column("paused_reason", String(64)),
+    Column("created_by", BigInteger),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("uq_programs_platform_destination", "platform", "destination_id", unique=True),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("program_id", Id, ForeignKey("programs.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", BigInteger, primary_key=True),
+    Column("display_name", String(128), nullable=False, server_default=""),
+    Column("username", String(64)),
+    Column("language", String(8)),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("is_member", Boolean, nullable=False, server_default=text("false")),
+    Column("first_joined_at", UTCDateTime),
+    Column("last_joined_at", UTCDateTime),
+    Column("last_left_at", UTCDateTime),
+    Column("remembered_referrer_id", BigInteger),
+    Column("remembered_link_id", Id),
+    Column("remembered_at", UTCDateTime),
+)
+
+links = Table(
+    "links",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("program_id", Id, ForeignKey("programs.id", ondelete="CASCADE"), nullable=False),
+    Column("referrer_id", BigInteger, nullable=False),
+    Column("label", String(24), nullable=False, server_default=""),
+    Column("code", String(64), nullable=False),
+    Column("url", String(256), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+    Index("uq_links_code", "code", unique=True),
+    Index("ix_links_url", "url"),
+    Index(
+        "uq_links_live",
+        "program_id",
+        "referrer_id",
+        "label",
+        unique=True,
+        sqlite_where=text("revoked_at IS NULL"),
+        postgresql_where=text("revoked_at IS NULL"),
+    ),
+)
+
+join_attempts = Table(
+    "join_attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("program_id", Id, ForeignKey("programs.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("referrer_id", BigInteger),
+    Column("link_id", Id),
+    Column("outcome", String(24), nullable=False),
+    Column("reason", String(32)),
+    Column("at", UTCDateTime, nullable=False),
+    Column("event_key", String(128)),
+    Index("uq_join_attempts_event", "program_id", "event_key", unique=True),
+    Index("ix_join_attempts_referrer", "program_id", "referrer_id", "at"),
+    Index("ix_join_attempts_user", "program_id", "user_id"),
+)
+
+REFERRAL_STATES = ("pending", "held", "confirmed", "rejected")
+
+referrals = Table(
+    "referrals",
+    metadata,
+    Column("program_id", Id, ForeignKey("programs.id", ondelete="CASCADE"), primary_key=True),
+    Column("referred_id", BigInteger, primary_key=True),
+    Column("referrer_id", BigInteger),
+    Column("link_id", Id),
+    Column("state", String(16), nullable=False),
+    Column("reason", String(32)),
+    Column("joined_at", UTCDateTime, nullable=False),
+    Column("hold_until", UTCDateTime, nullable=False),
+    Column("confirmed_at", UTCDateTime),
+    Column("decided_at", UTCDateTime),
+    Column("decided_by", BigInteger),
+    Column("left_at", UTCDateTime),
+    CheckConstraint(
+        "state IN ('pending', 'held', 'confirmed', 'rejected')", name="referral_state"
+    ),
+    Index("ix_referrals_due", "state", "hold_until"),
+    Index("ix_referrals_referrer", "program_id", "referrer_id", "joined_at"),
+)
+
+referrer_counts = Table(
+    "referrer_counts",
+    metadata,
+    Column("program_id", Id, ForeignKey("programs.id", ondelete="CASCADE"), primary_key=True),
+    Column("referrer_id", BigInteger, primary_key=True),
+    Column("pending", Integer, nullable=False, server_default="0"),
+    Column("held", Integer, nullable=False, server_default="0"),
+    Column("confirmed", Integer, nullable=False, server_default="0"),
+    Column("rejected", Integer, nullable=False, server_default="0"),
+    Column("left", Integer, nullable=False, server_default="0"),
+    # What counts for rankings and milestones: confirmed, less those who left when the
+    # program's leave policy subtracts them.
+    Column("counted", Integer, nullable=False, server_default="0"),
+    Column("window_started_at", UTCDateTime),
+    Column("window_joins", Integer, nullable=False, server_default="0"),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_referrer_counts_rank", "program_id", "counted"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("program_id", Id, ForeignKey("programs.id", ondelete="CASCADE")),
+    Column("user_id", BigInteger),
+    Column("actor_id", BigInteger),
+    Column("kind", String(48), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("data", Text),
+    Index("ix_events_program", "program_id", "at"),
+    Index("ix_events_user", "user_id"),
+)
+
+job_claims = Table(
+    "job_claims",
+    metadata,
+    Column("job", String(64), primary_key=True),
+    Column("slot", String(64), primary_key=True),
+    Column("claimed_at", UTCDateTime, nullable=False),
+)
+
+__all__ = [
+    "REFERRAL_STATES",
+    "UTCDateTime",
+    "events",
+    "job_claims",
+    "join_attempts",
+    "links",
+    "members",
+    "metadata",
+    "programs",
+    "referrals",
+    "referrer_counts",
+]

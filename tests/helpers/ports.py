@@ -1,0 +1,71 @@
+"""A typed in-memory platform for engine tests: it records what it was asked and answers
+like a platform would. (Bot tests use the sandbox Bot API server instead.)"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from delivery.port import (
+    AdminResult,
+    Delivered,
+    Destination,
+    Failure,
+    InviteCreated,
+    Membership,
+    MembershipResult,
+    RetryAfter,
+    Unreachable,
+)
+
+
+@dataclass
+class FakePlatform:
+    """Members and admins per destination; scripted failures per user."""
+
+    platform: str = "telegram"
+    bot_username: str = "loopbot"
+    members: dict[int, set[int]] = field(default_factory=dict)
+    admins: dict[int, set[int]] = field(default_factory=dict)
+    membership_failures: dict[int, Failure] = field(default_factory=dict)
+    invite_failure: Failure | None = None
+    created: list[tuple[int, str, str]] = field(default_factory=list)
+    revoked: list[str] = field(default_factory=list)
+    membership_calls: int = 0
+
+    async def create_invite(
+        self, destination: Destination, *, code: str, name: str
+    ) -> InviteCreated | Failure:
+        if self.invite_failure is not None:
+            return self.invite_failure
+        assert len(name) <= 32
+        if destination.join_mode == "direct":
+            url = f"https://t.me/+{code}AAAA"
+        else:
+            url = f"https://t.me/{self.bot_username}?start={code}"
+        self.created.append((destination.destination_id, code, url))
+        return InviteCreated(url)
+
+    async def revoke_invite(self, destination: Destination, url: str) -> Delivered | Failure:
+        self.revoked.append(url)
+        return Delivered()
+
+    async def get_membership(
+        self, destination: Destination, user_id: int
+    ) -> MembershipResult | Failure:
+        self.membership_calls += 1
+        if user_id in self.membership_failures:
+            return self.membership_failures[user_id]
+        inside = user_id in self.members.get(destination.destination_id, set())
+        return MembershipResult(Membership.MEMBER if inside else Membership.NOT_MEMBER)
+
+    async def is_admin(self, destination: Destination, user_id: int) -> AdminResult | Failure:
+        return AdminResult(user_id in self.admins.get(destination.destination_id, set()))
+
+    def join(self, destination_id: int, *user_ids: int) -> None:
+        self.members.setdefault(destination_id, set()).update(user_ids)
+
+    def leave(self, destination_id: int, *user_ids: int) -> None:
+        self.members.setdefault(destination_id, set()).difference_update(user_ids)
+
+
+__all__ = ["FakePlatform", "RetryAfter", "Unreachable"]
