@@ -40,8 +40,10 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     def guarded(self: socket.socket, address: object) -> object:
         host = address[0] if isinstance(address, tuple) else address
-        if isinstance(host, str) and host not in ("127.0.0.1", "::1", "localhost") and not (
-            host.startswith("127.") or host.startswith("/")
+        if (
+            isinstance(host, str)
+            and host not in ("127.0.0.1", "::1", "localhost")
+            and not (host.startswith("127.") or host.startswith("/"))
         ):
             raise RuntimeError(f"tests must not reach the network (tried {address!r})")
         return real_connect(self, address)  # type: ignore[arg-type]
@@ -61,9 +63,7 @@ async def make_database(engine: str, tmp_path: Path) -> tuple[Database, str | No
     async with admin.engine.begin() as conn:
         await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     await admin.dispose()
-    db = Database.from_url(
-        POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}}
-    )
+    db = Database.from_url(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
     await upgrade(db)
     return db, schema
 

@@ -13,13 +13,17 @@ from storage.schema import events, join_attempts, referrals, referrer_counts
 async def counts_row(db: Database, program_id: int, referrer_id: int) -> dict[str, Any] | None:
     async with db.read() as conn:
         row = (
-            await conn.execute(
-                select(referrer_counts).where(
-                    referrer_counts.c.program_id == program_id,
-                    referrer_counts.c.referrer_id == referrer_id,
+            (
+                await conn.execute(
+                    select(referrer_counts).where(
+                        referrer_counts.c.program_id == program_id,
+                        referrer_counts.c.referrer_id == referrer_id,
+                    )
                 )
             )
-        ).mappings().first()
+            .mappings()
+            .first()
+        )
     return dict(row) if row else None
 
 

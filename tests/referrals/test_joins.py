@@ -160,13 +160,19 @@ async def test_account_too_new_is_rejected_when_the_platform_tells_age(
     link = (await service.get_or_create_link(program.id, person(READER))).link
     young = await service.record_join(
         join(
-            program, FRIEND, clock.now(), link.code,
+            program,
+            FRIEND,
+            clock.now(),
+            link.code,
             account_created_at=clock.now() - timedelta(days=2),
         )
     )
     old = await service.record_join(
         join(
-            program, FRIEND + 1, clock.now(), link.code,
+            program,
+            FRIEND + 1,
+            clock.now(),
+            link.code,
             account_created_at=clock.now() - timedelta(days=400),
         )
     )
@@ -338,8 +344,10 @@ async def test_hostile_names_are_cleaned_before_storage(
 
     async with db.read() as conn:
         row = (
-            await conn.execute(select(members).where(members.c.user_id == FRIEND))
-        ).mappings().one()
+            (await conn.execute(select(members).where(members.c.user_id == FRIEND)))
+            .mappings()
+            .one()
+        )
         receipt_name = row["display_name"]
         assert row["username"] == "eve"
     assert receipt_name.startswith("<b>Eve</b>x")  # escaping is the templates' job

@@ -1,0 +1,66 @@
+"""DESIGN.md's rule of the house: services never import aiogram or discord, and only
+storage/ holds SQL."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ("referrals", "delivery", "rewards", "leaderboard", "storage")
+PLATFORM_LIBS = ("aiogram", "discord")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _python_files(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def test_services_never_import_platform_libraries() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for package in SERVICES
+        for path in _python_files(package)
+        for name in _imports(path)
+        if name.split(".")[0] in PLATFORM_LIBS
+    ]
+    assert offenders == []
+
+
+def test_the_rule_would_catch_an_offender(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("from aiogram import Bot\nimport discord.ext\n", encoding="utf-8")
+    assert {"aiogram", "discord.ext"} <= _imports(bad)
+
+
+def test_only_storage_builds_sql() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for package in ("referrals", "delivery", "rewards", "leaderboard")
+        for path in _python_files(package)
+        for name in _imports(path)
+        if name == "sqlalchemy"
+        or (name.startswith("sqlalchemy.") and name != "sqlalchemy.ext.asyncio")
+    ]
+    assert offenders == []
+
+
+def test_storage_imports_nothing_of_ours() -> None:
+    ours = {"referrals", "delivery", "rewards", "leaderboard", "bots", "sandbox", "main"}
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in _python_files("storage")
+        for name in _imports(path)
+        if name.split(".")[0] in ours
+    ]
+    assert offenders == []
