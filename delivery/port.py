@@ -107,3 +107,13 @@ class PlatformPort(Protocol):
     async def is_admin(self, destination: Destination, user_id: int) -> AdminResult | Failure:
         """Whether ``user_id`` may manage the destination's program."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class TransientFailure:
+    """Something that may work later (network trouble, a server error)."""
+
+    detail: str = ""
+
+
+SendResult = Delivered | RetryAfter | Unreachable | TransientFailure

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from delivery.outbox import Priority, message
 from referrals.models import (
     JoinEvent,
     JoinOutcome,
@@ -26,6 +27,7 @@ from referrals.models import (
     Reason,
 )
 from referrals.text import clean_name
+from storage import outbox as store_outbox
 from storage import queries as q
 from storage.clock import ensure_utc
 
@@ -289,6 +291,9 @@ async def decide_joins(conn: AsyncConnection, batch: Sequence[JoinEvent]) -> lis
         await q.apply_count_deltas(conn, deltas, _latest(batch))
     await q.insert_join_attempts(conn, attempts)
     await q.insert_events(conn, events)
+    await store_outbox.enqueue(
+        conn, _join_notifications(new_referrals, inserted, member_rows, programs, _latest(batch))
+    )
     return [r if r is not None else RuntimeError("join not processed") for r in results]
 
 
@@ -325,6 +330,48 @@ def _rules(
     state.active += 1
     state.window_joins += 1
     return status, reason
+
+
+def _join_notifications(
+    new_referrals: Sequence[dict[str, Any]],
+    inserted: set[tuple[int, int]],
+    member_rows: dict[tuple[int, int], dict[str, Any]],
+    programs: dict[int, Any],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """One DM per referrer per batch: "N friends joined through your link"."""
+    grouped: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for row in new_referrals:
+        key = (row["program_id"], row["referred_id"])
+        if key in inserted and row["referrer_id"] != row["referred_id"]:
+            grouped.setdefault((row["program_id"], row["referrer_id"]), []).append(row)
+    notes = []
+    for (program_id, referrer_id), rows in grouped.items():
+        program = programs[program_id]
+        notes.append(
+            message(
+                program["platform"],
+                "user",
+                referrer_id,
+                "notify_joined",
+                {
+                    "program_title": program["title"],
+                    "friends": [
+                        member_rows[(program_id, r["referred_id"])]["display_name"]
+                        for r in rows[:10]
+                    ],
+                    "count": len(rows),
+                    "states": sorted({r["state"] for r in rows}),
+                    "hold_until": max(r["hold_until"] for r in rows).isoformat(),
+                    "hold_hours": program["hold_hours"],
+                },
+                priority=Priority.NOTIFY,
+                now=now,
+                program_id=program_id,
+                key=f"joined:{program_id}:{rows[0]['referred_id']}",
+            )
+        )
+    return notes
 
 
 def _latest(batch: Sequence[JoinEvent]) -> datetime:

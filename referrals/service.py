@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from delivery.outbox import Priority, message
 from delivery.port import (
     AdminResult,
     Delivered,
@@ -57,6 +58,7 @@ from referrals.models import (
 )
 from referrals.programs import KINDS, PLATFORMS, program_from_row, validate_settings
 from referrals.text import clean_name
+from storage import outbox as store_outbox
 from storage import queries as q
 from storage.clock import Clock, ensure_utc
 from storage.database import Database
@@ -567,6 +569,50 @@ class ReferralService:
         async with semaphore:
             return await port.get_membership(program.destination, row["referred_id"])
 
+    async def _confirm_notifications(
+        self, conn: Any, moved: list[dict[str, Any]], counted: dict[tuple[int, int], int]
+    ) -> list[dict[str, Any]]:
+        """One DM per referrer: "N referrals confirmed, you now have M"."""
+        grouped: dict[tuple[int, int], list[dict[str, Any]]] = {}
+        for row in moved:
+            if row["referrer_id"] is not None:
+                grouped.setdefault((row["program_id"], row["referrer_id"]), []).append(row)
+        if not grouped:
+            return []
+        programs = await q.programs_by_ids(conn, {key[0] for key in grouped})
+        names = await q.members_by_keys(
+            conn, sorted({(r["program_id"], r["referred_id"]) for r in moved})
+        )
+        now = self._clock.now()
+        notes = []
+        for (program_id, referrer_id), rows in grouped.items():
+            program = programs[program_id]
+            friends = [
+                names[(program_id, r["referred_id"])]["display_name"]
+                if (program_id, r["referred_id"]) in names
+                else ""
+                for r in rows[:10]
+            ]
+            notes.append(
+                message(
+                    program["platform"],
+                    "user",
+                    referrer_id,
+                    "notify_confirmed",
+                    {
+                        "program_title": program["title"],
+                        "friends": friends,
+                        "count": len(rows),
+                        "counted": counted.get((program_id, referrer_id), 0),
+                    },
+                    priority=Priority.NOTIFY,
+                    now=now,
+                    program_id=program_id,
+                    key=f"confirmed:{program_id}:{rows[0]['referred_id']}",
+                )
+            )
+        return notes
+
     async def _apply_confirmations(
         self, conn: Any, stay: list[tuple[int, int]], gone: list[tuple[int, int]], now: datetime
     ) -> tuple[int, int, dict[tuple[int, int], int]]:
@@ -606,6 +652,7 @@ class ReferralService:
             )
         counted = await q.apply_count_deltas(conn, deltas, now)
         await q.insert_events(conn, events)
+        await store_outbox.enqueue(conn, await self._confirm_notifications(conn, moved, counted))
         return (
             len(moved),
             len(dropped),

@@ -217,15 +217,97 @@ job_claims = Table(
     Column("claimed_at", UTCDateTime, nullable=False),
 )
 
+people = Table(
+    "people",
+    metadata,
+    Column("platform", String(16), primary_key=True),
+    Column("user_id", BigInteger, primary_key=True),
+    Column("display_name", String(128), nullable=False, server_default=""),
+    Column("username", String(64)),
+    # The language the person chose (/lang); else the one their app reports.
+    Column("language", String(8)),
+    Column("platform_language", String(16)),
+    Column("started_at", UTCDateTime),  # first private contact: the bot may DM them
+    Column("blocked_at", UTCDateTime),  # they blocked the bot (or the account is gone)
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+OUTBOX_STATES = ("queued", "sent", "failed", "expired")
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("platform", String(16), nullable=False),
+    Column("target_kind", String(8), nullable=False),  # "user" (a DM) or "chat"
+    Column("target_id", BigInteger, nullable=False),
+    Column("program_id", Id, ForeignKey("programs.id", ondelete="CASCADE")),
+    Column("priority", Integer, nullable=False),
+    Column("action", String(16), nullable=False, server_default="send"),
+    Column("template", String(64), nullable=False),
+    Column("context", Text, nullable=False, server_default="{}"),
+    Column("locale", String(8)),
+    Column("state", String(12), nullable=False, server_default="queued"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Column("lease_until", UTCDateTime),
+    Column("idempotency_key", String(160)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("message_id", BigInteger),
+    Column("last_error", String(256)),
+    CheckConstraint("state IN ('queued', 'sent', 'failed', 'expired')", name="outbox_state"),
+    Index("uq_outbox_idempotency", "idempotency_key", unique=True),
+    Index("ix_outbox_due", "state", "priority", "next_attempt_at", "id"),
+    Index("ix_outbox_target", "platform", "target_id", "state"),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("platform", String(16), nullable=False),
+    Column("update_id", BigInteger, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("state", String(12), nullable=False, server_default="queued"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", String(256)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("uq_inbox_update", "platform", "update_id", unique=True),
+    Index("ix_inbox_due", "state", "next_attempt_at"),
+)
+
+join_requests = Table(
+    "join_requests",
+    metadata,
+    Column("program_id", Id, ForeignKey("programs.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", BigInteger, primary_key=True),
+    Column("referrer_id", BigInteger),
+    Column("link_id", Id),
+    # awaiting_check -> approved | declined; approved directly when no check is asked
+    Column("state", String(16), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("check_until", UTCDateTime),
+    Column("decided_at", UTCDateTime),
+    Index("ix_join_requests_due", "state", "check_until"),
+)
+
 __all__ = [
+    "OUTBOX_STATES",
     "REFERRAL_STATES",
     "UTCDateTime",
     "events",
+    "inbox",
     "job_claims",
     "join_attempts",
+    "join_requests",
     "links",
     "members",
     "metadata",
+    "outbox",
+    "people",
     "programs",
     "referrals",
     "referrer_counts",

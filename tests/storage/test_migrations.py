@@ -12,6 +12,10 @@ from storage.migrate import current_revision, head_revision, upgrade
 from storage.schema import metadata
 
 TABLES = {
+    "people",
+    "outbox",
+    "inbox",
+    "join_requests",
     "programs",
     "members",
     "links",

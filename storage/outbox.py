@@ -1,0 +1,351 @@
+"""Outbox, inbox and people queries (the delivery side of storage)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.queries import chunks, dialect_insert
+from storage.schema import inbox, outbox, people, programs
+
+
+async def enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Insert outbox rows (``context`` as a dict); a repeated idempotency key is skipped.
+    Returns how many rows were added."""
+    if not rows:
+        return 0
+    prepared = [
+        {
+            "program_id": None,
+            "locale": None,
+            "action": "send",
+            "expires_at": None,
+            "idempotency_key": None,
+            **row,
+            "context": json.dumps(row.get("context") or {}, sort_keys=True, default=str),
+        }
+        for row in rows
+    ]
+    added = 0
+    for part in chunks(prepared):
+        stmt = (
+            dialect_insert(conn, outbox)
+            .values(list(part))
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        )
+        added += (await conn.execute(stmt)).rowcount or 0
+    return added
+
+
+async def expire_overdue(conn: AsyncConnection, now: datetime) -> int:
+    result = await conn.execute(
+        update(outbox)
+        .where(outbox.c.state == "queued", outbox.c.expires_at.is_not(None))
+        .where(outbox.c.expires_at <= now)
+        .values(state="expired", last_error="expired before it could be sent")
+    )
+    return result.rowcount or 0
+
+
+async def claim_due(
+    conn: AsyncConnection, now: datetime, lease_until: datetime, limit: int, per_target: int
+) -> list[dict[str, Any]]:
+    """Lease up to ``limit`` due rows, most urgent first and at most ``per_target`` per
+    chat (so one busy chat cannot starve the rest), with the locale candidates of their
+    target (the person's chosen and app language, the program's locale)."""
+    ranked = (
+        select(
+            outbox.c.id,
+            outbox.c.priority,
+            func.row_number()
+            .over(
+                partition_by=(outbox.c.platform, outbox.c.target_kind, outbox.c.target_id),
+                order_by=(outbox.c.priority, outbox.c.id),
+            )
+            .label("rank"),
+        )
+        .where(
+            outbox.c.state == "queued",
+            outbox.c.next_attempt_at <= now,
+            or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now),
+        )
+        .subquery()
+    )
+    candidates = list(
+        (
+            await conn.execute(
+                select(ranked.c.id)
+                .where(ranked.c.rank <= per_target)
+                .order_by(ranked.c.priority, ranked.c.id)
+                .limit(limit)
+            )
+        ).scalars()
+    )
+    if not candidates:
+        return []
+    lock = select(outbox.c.id).where(
+        outbox.c.id.in_(candidates),
+        outbox.c.state == "queued",
+        or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now),
+    )
+    if conn.dialect.name == "postgresql":
+        lock = lock.with_for_update(skip_locked=True)
+    ids = list((await conn.execute(lock)).scalars())
+    if not ids:
+        return []
+    await conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(lease_until=lease_until))
+    rows = await conn.execute(
+        select(
+            outbox,
+            people.c.language.label("person_language"),
+            people.c.platform_language.label("person_platform_language"),
+            programs.c.locale.label("program_locale"),
+        )
+        .outerjoin(
+            people,
+            and_(
+                outbox.c.target_kind == "user",
+                people.c.platform == outbox.c.platform,
+                people.c.user_id == outbox.c.target_id,
+            ),
+        )
+        .outerjoin(programs, programs.c.id == outbox.c.program_id)
+        .where(outbox.c.id.in_(ids))
+        .order_by(outbox.c.priority, outbox.c.id)
+    )
+    return [dict(row) for row in rows.mappings()]
+
+
+async def settle(
+    conn: AsyncConnection,
+    sent: Sequence[tuple[int, int | None]],
+    retry: Sequence[tuple[int, datetime, bool, str]],
+    failed: Sequence[tuple[int, str]],
+    now: datetime,
+) -> None:
+    """Write the outcome of one drain: ``sent`` (id, message_id); ``retry`` (id, when,
+    count_attempt, error); ``failed`` (id, error)."""
+    if sent:
+        message_ids = {row_id: message_id for row_id, message_id in sent}
+        await conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(list(message_ids)))
+            .values(
+                state="sent",
+                sent_at=now,
+                lease_until=None,
+                attempts=outbox.c.attempts + 1,
+                message_id=case(message_ids, value=outbox.c.id, else_=None),
+            )
+        )
+    for row_id, when, count_attempt, error in retry:
+        await conn.execute(
+            update(outbox)
+            .where(outbox.c.id == row_id)
+            .values(
+                next_attempt_at=when,
+                lease_until=None,
+                attempts=outbox.c.attempts + (1 if count_attempt else 0),
+                last_error=error[:256],
+            )
+        )
+    if failed:
+        for row_id, error in failed:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == row_id)
+                .values(
+                    state="failed",
+                    lease_until=None,
+                    attempts=outbox.c.attempts + 1,
+                    last_error=error[:256],
+                )
+            )
+
+
+async def release(conn: AsyncConnection, ids: Sequence[int]) -> None:
+    if ids:
+        await conn.execute(
+            update(outbox).where(outbox.c.id.in_(list(ids))).values(lease_until=None)
+        )
+
+
+async def next_due_at(conn: AsyncConnection) -> datetime | None:
+    result = await conn.execute(
+        select(func.min(outbox.c.next_attempt_at)).where(outbox.c.state == "queued")
+    )
+    return result.scalar()
+
+
+async def outbox_rows(conn: AsyncConnection, state: str | None = None) -> list[dict[str, Any]]:
+    """Every outbox row (for reports and tests), oldest first."""
+    query = select(outbox).order_by(outbox.c.id)
+    if state is not None:
+        query = query.where(outbox.c.state == state)
+    return [
+        {**row, "context": json.loads(row["context"])}
+        for row in (await conn.execute(query)).mappings()
+    ]
+
+
+async def purge_sent(conn: AsyncConnection, before: datetime) -> int:
+    result = await conn.execute(
+        delete(outbox).where(outbox.c.state != "queued", outbox.c.created_at < before)
+    )
+    return result.rowcount or 0
+
+
+# --- people ---------------------------------------------------------------------------
+
+
+async def upsert_person(
+    conn: AsyncConnection,
+    platform: str,
+    user_id: int,
+    now: datetime,
+    *,
+    display_name: str | None = None,
+    username: str | None = None,
+    platform_language: str | None = None,
+    started: bool = False,
+    language: str | None = None,
+    unblocked: bool = False,
+) -> None:
+    values: dict[str, Any] = {
+        "platform": platform,
+        "user_id": user_id,
+        "display_name": display_name or "",
+        "username": username,
+        "platform_language": platform_language,
+        "language": language,
+        "started_at": now if started else None,
+        "updated_at": now,
+    }
+    stmt = dialect_insert(conn, people).values(**values)
+    changes: dict[str, Any] = {"updated_at": stmt.excluded.updated_at}
+    if display_name is not None:
+        changes["display_name"] = stmt.excluded.display_name
+        changes["username"] = stmt.excluded.username
+    if platform_language is not None:
+        changes["platform_language"] = stmt.excluded.platform_language
+    if language is not None:
+        changes["language"] = stmt.excluded.language
+    if started:
+        changes["started_at"] = func.coalesce(people.c.started_at, stmt.excluded.started_at)
+    if unblocked or started:
+        changes["blocked_at"] = None
+    await conn.execute(
+        stmt.on_conflict_do_update(index_elements=["platform", "user_id"], set_=changes)
+    )
+
+
+async def person(conn: AsyncConnection, platform: str, user_id: int) -> dict[str, Any] | None:
+    row = (
+        (
+            await conn.execute(
+                select(people).where(people.c.platform == platform, people.c.user_id == user_id)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+async def mark_unreachable(
+    conn: AsyncConnection, platform: str, user_ids: Sequence[int], now: datetime
+) -> None:
+    if user_ids:
+        await conn.execute(
+            update(people)
+            .where(people.c.platform == platform, people.c.user_id.in_(list(user_ids)))
+            .values(blocked_at=now, updated_at=now)
+        )
+
+
+async def delete_person_record(conn: AsyncConnection, platform: str, user_id: int) -> int:
+    result = await conn.execute(
+        delete(people).where(people.c.platform == platform, people.c.user_id == user_id)
+    )
+    await conn.execute(
+        delete(outbox).where(
+            outbox.c.platform == platform,
+            outbox.c.target_kind == "user",
+            outbox.c.target_id == user_id,
+            outbox.c.state == "queued",
+        )
+    )
+    return result.rowcount or 0
+
+
+# --- inbox ----------------------------------------------------------------------------
+
+
+async def keep_failed_update(
+    conn: AsyncConnection,
+    platform: str,
+    update_id: int,
+    payload: Mapping[str, Any],
+    error: str,
+    now: datetime,
+    retry_at: datetime,
+) -> None:
+    stmt = dialect_insert(conn, inbox).values(
+        platform=platform,
+        update_id=update_id,
+        payload=json.dumps(payload, default=str),
+        state="queued",
+        attempts=1,
+        next_attempt_at=retry_at,
+        last_error=error[:256],
+        created_at=now,
+    )
+    await conn.execute(stmt.on_conflict_do_nothing(index_elements=["platform", "update_id"]))
+
+
+async def due_updates(
+    conn: AsyncConnection, platform: str, now: datetime, limit: int
+) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        select(inbox)
+        .where(
+            inbox.c.platform == platform, inbox.c.state == "queued", inbox.c.next_attempt_at <= now
+        )
+        .order_by(inbox.c.update_id)
+        .limit(limit)
+    )
+    return [{**row, "payload": json.loads(row["payload"])} for row in rows.mappings()]
+
+
+async def settle_update(
+    conn: AsyncConnection,
+    row_id: int,
+    *,
+    done: bool,
+    error: str = "",
+    retry_at: datetime | None,
+    give_up: bool = False,
+) -> None:
+    values: dict[str, Any]
+    if done:
+        values = {"state": "done"}
+    elif give_up:
+        values = {"state": "dead", "last_error": error[:256], "attempts": inbox.c.attempts + 1}
+    else:
+        values = {
+            "next_attempt_at": retry_at,
+            "last_error": error[:256],
+            "attempts": inbox.c.attempts + 1,
+        }
+    await conn.execute(update(inbox).where(inbox.c.id == row_id).values(**values))
+
+
+async def inbox_rows(conn: AsyncConnection) -> list[dict[str, Any]]:
+    return [
+        dict(row) for row in (await conn.execute(select(inbox).order_by(inbox.c.id))).mappings()
+    ]
