@@ -108,6 +108,18 @@ class PlatformPort(Protocol):
         """Whether ``user_id`` may manage the destination's program."""
         ...
 
+    async def approve_join_request(
+        self, destination: Destination, user_id: int
+    ) -> Delivered | Failure:
+        """Let a person who asked to join in."""
+        ...
+
+    async def decline_join_request(
+        self, destination: Destination, user_id: int
+    ) -> Delivered | Failure:
+        """Turn a join request down (a failed human check)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class TransientFailure:

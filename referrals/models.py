@@ -59,6 +59,7 @@ class Program:
     burst_window_minutes: int
     paused: bool
     paused_reason: str | None
+    join_url: str | None
     created_by: int | None
     created_at: datetime
     updated_at: datetime
@@ -167,6 +168,20 @@ class LeaveOutcome:
     status: LeaveStatus
     referrer_id: int | None = None
     still_counts: bool = False
+
+
+class RequestStatus(enum.StrEnum):
+    APPROVE = "approve"  # approve the join request now
+    CHECK = "check"  # ask the person to pass the human check first (5-minute DM window)
+    ALREADY = "already"  # a request of this person was handled before: approve again
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRequestOutcome:
+    status: RequestStatus
+    program: Program
+    referrer_id: int | None = None
+    referrer_name: str | None = None
 
 
 class RememberStatus(enum.StrEnum):

@@ -34,6 +34,7 @@ SETTING_KEYS = frozenset(
         "paused",
         "paused_reason",
         "username",
+        "join_url",
     }
 )
 
@@ -89,6 +90,8 @@ def validate_settings(
             clean[key] = value
         elif key == "paused_reason":
             clean[key] = None if value is None else clean_name(str(value), 64)
+        elif key == "join_url":
+            clean[key] = None if not value else str(value)[:256]
         elif key == "username":
             clean[key] = None if not value else clean_name(str(value), 64)
     return clean

@@ -9,7 +9,7 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from delivery.outbox import Priority, message
@@ -32,6 +32,7 @@ from referrals.models import (
     DeletionSummary,
     JoinEvent,
     JoinOutcome,
+    JoinRequestOutcome,
     LeaveEvent,
     LeaveOutcome,
     LeavePolicy,
@@ -52,6 +53,7 @@ from referrals.models import (
     ReceiptItem,
     RememberOutcome,
     RememberStatus,
+    RequestStatus,
     ReviewOutcome,
     SettingsError,
     TooManyLinks,
@@ -69,6 +71,8 @@ LABEL_RE = re.compile(r"^[a-z0-9_-]{1,24}$")
 MAX_LINKS_PER_READER = 10
 MAX_NOTE = 200
 MEMBERSHIP_CHECKS_AT_ONCE = 10
+HUMAN_CHECK_WINDOW = timedelta(minutes=4)  # the DM window is 5 minutes; keep a margin
+HUMAN_CHECK_PATIENCE = timedelta(hours=24)
 
 
 def normalise_label(label: str | None) -> str:
@@ -266,6 +270,66 @@ class ReferralService:
             return
         raise PlatformUnavailable("could not check admin rights right now", outcome=result)
 
+    async def setup_program(
+        self,
+        platform: str,
+        destination_id: int,
+        kind: str,
+        title: str,
+        *,
+        created_by: int | None,
+        **settings: Any,
+    ) -> tuple[Program, bool]:
+        """Create the destination's program, or refresh its title and resume it if it
+        exists (setting up twice is harmless). Returns (program, created)."""
+        existing = await self.find_program(platform, destination_id)
+        if existing is None:
+            try:
+                program = await self.create_program(
+                    platform, destination_id, kind, title, created_by=created_by, **settings
+                )
+                return program, True
+            except ProgramExists:
+                existing = await self.find_program(platform, destination_id)
+                assert existing is not None
+        changes: dict[str, Any] = {"title": title, "paused": False, "paused_reason": None}
+        if "username" in settings:
+            changes["username"] = settings["username"]
+        if "join_url" in settings:
+            changes["join_url"] = settings["join_url"]
+        program = await self.update_settings(existing.id, None, **changes)
+        return program, False
+
+    async def migrate_destination(self, platform: str, old_id: int, new_id: int) -> Program | None:
+        """Keep a program when its chat gets a new id (a group upgraded to a supergroup)."""
+        now = self._clock.now()
+        async with self._db.write() as conn:
+            program_id = await q.move_destination(conn, platform, old_id, new_id, now)
+            if program_id is None:
+                return None
+            await q.insert_events(
+                conn,
+                [
+                    {
+                        "program_id": program_id,
+                        "user_id": None,
+                        "actor_id": None,
+                        "kind": "program.migrated",
+                        "at": now,
+                        "data": {"from": old_id, "to": new_id},
+                    }
+                ],
+            )
+        return await self.get_program(program_id)
+
+    async def is_manager(self, program: Program, user_id: int) -> bool:
+        """Whether ``user_id`` manages ``program`` (an admin of its destination)."""
+        try:
+            await self._require_manager(program, user_id)
+        except (NotAllowed, PlatformUnavailable):
+            return False
+        return True
+
     # --- links ----------------------------------------------------------------------
 
     async def get_or_create_link(
@@ -437,6 +501,88 @@ class ReferralService:
                 ],
             )
         return base
+
+    async def record_join_request(
+        self, program_id: int, person: Person, at: datetime, link: str | None
+    ) -> JoinRequestOutcome:
+        """Someone asked to join through a join-request link. The reader whose link it is
+        is remembered for them; the request is approved now, or after a human check when
+        the program asks for one. A declined request or failed check takes no slot."""
+        at = ensure_utc(at)
+        program = await self.get_program(program_id)
+        async with self._db.write() as conn:
+            referrer_id: int | None = None
+            link_id: int | None = None
+            if link:
+                found = await q.links_by_code_or_url(conn, [link])
+                row = found.get(link)
+                if row is not None and row["program_id"] == program_id and not row["revoked_at"]:
+                    referrer_id, link_id = row["referrer_id"], row["id"]
+            await self._upsert_person(conn, program_id, person, at)
+            if referrer_id is not None and referrer_id != person.user_id:
+                await q.remember_referrer(
+                    conn, program_id, person.user_id, referrer_id, link_id or 0, at
+                )
+            check = program.human_check
+            first = await q.upsert_join_request(
+                conn,
+                {
+                    "program_id": program_id,
+                    "user_id": person.user_id,
+                    "referrer_id": referrer_id,
+                    "link_id": link_id,
+                    "state": "awaiting_check" if check else "approved",
+                    "requested_at": at,
+                    "check_until": at + HUMAN_CHECK_WINDOW if check else None,
+                    "decided_at": None if check else at,
+                },
+            )
+            referrer = (
+                await q.member(conn, program_id, referrer_id) if referrer_id is not None else None
+            )
+        name = referrer["display_name"] if referrer else None
+        if not first:
+            return JoinRequestOutcome(RequestStatus.ALREADY, program, referrer_id, name)
+        status = RequestStatus.CHECK if check else RequestStatus.APPROVE
+        return JoinRequestOutcome(status, program, referrer_id, name)
+
+    async def pass_human_check(self, program_id: int, user_id: int) -> bool:
+        """The person pressed the check button: their request may be approved."""
+        async with self._db.write() as conn:
+            return await q.decide_join_request(
+                conn, program_id, user_id, "approved", self._clock.now()
+            )
+
+    async def settle_join_requests(self, now: datetime | None = None) -> tuple[int, int]:
+        """Requests whose human check was due: approve those the check never reached (the
+        5-minute window passed or the DM failed: never punish the friend for that), decline
+        those who got the check and ignored it for a day. Returns (approved, declined)."""
+        now = ensure_utc(now) if now else self._clock.now()
+        async with self._db.read() as conn:
+            rows = await q.overdue_join_requests(conn, now)
+        approved = declined = 0
+        for row in rows:
+            reached = row["check_state"] == "sent"
+            if reached and now - row["requested_at"] < HUMAN_CHECK_PATIENCE:
+                continue
+            program = await self.get_program(row["program_id"])
+            port = self._port(program.platform)
+            if reached:
+                outcome = await port.decline_join_request(program.destination, row["user_id"])
+            else:
+                outcome = await port.approve_join_request(program.destination, row["user_id"])
+            if isinstance(outcome, RetryAfter):
+                continue
+            async with self._db.write() as conn:
+                state = "declined" if reached else "approved"
+                if await q.decide_join_request(
+                    conn, row["program_id"], row["user_id"], state, now
+                ):
+                    if reached:
+                        declined += 1
+                    else:
+                        approved += 1
+        return approved, declined
 
     async def record_join(self, event: JoinEvent) -> JoinOutcome:
         """Count a join (DESIGN.md, referral states). Concurrent calls share a transaction."""

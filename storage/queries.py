@@ -8,7 +8,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, func, literal, or_, select, tuple_, union_all, update
+from sqlalchemy import (
+    Table,
+    and_,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -631,3 +642,73 @@ async def claim_slot(conn: AsyncConnection, job: str, slot: str, at: datetime) -
         .returning(job_claims.c.job)
     )
     return (await conn.execute(stmt)).scalar() is not None
+
+
+# --- join requests ----------------------------------------------------------------------
+
+
+async def upsert_join_request(conn: AsyncConnection, values: Mapping[str, Any]) -> bool:
+    """Record a join request; False if this person's request was recorded before."""
+    from storage.schema import join_requests
+
+    stmt = (
+        dialect_insert(conn, join_requests)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["program_id", "user_id"])
+        .returning(join_requests.c.user_id)
+    )
+    return (await conn.execute(stmt)).scalar() is not None
+
+
+async def decide_join_request(
+    conn: AsyncConnection, program_id: int, user_id: int, state: str, at: datetime
+) -> bool:
+    """Move an awaiting request to ``state``; False if it was not awaiting."""
+    from storage.schema import join_requests
+
+    result = await conn.execute(
+        update(join_requests)
+        .where(
+            join_requests.c.program_id == program_id,
+            join_requests.c.user_id == user_id,
+            join_requests.c.state == "awaiting_check",
+        )
+        .values(state=state, decided_at=at)
+    )
+    return bool(result.rowcount)
+
+
+async def overdue_join_requests(
+    conn: AsyncConnection, now: datetime, limit: int = 500
+) -> list[RowMapping]:
+    """Requests still awaiting a human check past ``check_until``, with the state of the
+    check message (from the outbox) when there is one."""
+    from storage.schema import join_requests, outbox
+
+    key = func.concat("check:", join_requests.c.program_id, ":", join_requests.c.user_id)
+    result = await conn.execute(
+        select(
+            join_requests.c.program_id,
+            join_requests.c.user_id,
+            join_requests.c.requested_at,
+            outbox.c.state.label("check_state"),
+        )
+        .outerjoin(outbox, outbox.c.idempotency_key == key)
+        .where(join_requests.c.state == "awaiting_check", join_requests.c.check_until <= now)
+        .order_by(join_requests.c.check_until)
+        .limit(limit)
+    )
+    return list(result.mappings())
+
+
+async def move_destination(
+    conn: AsyncConnection, platform: str, old_id: int, new_id: int, at: datetime
+) -> int | None:
+    """A Telegram group became a supergroup: the program follows the new chat id."""
+    result = await conn.execute(
+        update(programs)
+        .where(programs.c.platform == platform, programs.c.destination_id == old_id)
+        .values(destination_id=new_id, kind="supergroup", updated_at=at)
+        .returning(programs.c.id)
+    )
+    return result.scalar()

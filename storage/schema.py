@@ -87,6 +87,9 @@ programs = Table(
     Column("burst_window_minutes", Integer, nullable=False, server_default="60"),
     Column("paused", Boolean, nullable=False, server_default=text("false")),
     Column("paused_reason", String(64)),
+    # A join link of the chat itself, for friends in the through-the-bot mode of a
+    # private chat (public chats are joined by username).
+    Column("join_url", String(256)),
     Column("created_by", BigInteger),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

@@ -64,3 +64,14 @@ def test_storage_imports_nothing_of_ours() -> None:
         if name.split(".")[0] in ours
     ]
     assert offenders == []
+
+
+def test_delivery_imports_only_storage() -> None:
+    ours = {"referrals", "rewards", "leaderboard", "bots", "sandbox", "main"}
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in _python_files("delivery")
+        for name in _imports(path)
+        if name.split(".")[0] in ours
+    ]
+    assert offenders == []

@@ -31,6 +31,8 @@ class FakePlatform:
     created: list[tuple[int, str, str]] = field(default_factory=list)
     revoked: list[str] = field(default_factory=list)
     membership_calls: int = 0
+    approved: list[tuple[int, int]] = field(default_factory=list)
+    declined: list[tuple[int, int]] = field(default_factory=list)
 
     async def create_invite(
         self, destination: Destination, *, code: str, name: str
@@ -60,6 +62,19 @@ class FakePlatform:
 
     async def is_admin(self, destination: Destination, user_id: int) -> AdminResult | Failure:
         return AdminResult(user_id in self.admins.get(destination.destination_id, set()))
+
+    async def approve_join_request(
+        self, destination: Destination, user_id: int
+    ) -> Delivered | Failure:
+        self.approved.append((destination.destination_id, user_id))
+        self.join(destination.destination_id, user_id)
+        return Delivered()
+
+    async def decline_join_request(
+        self, destination: Destination, user_id: int
+    ) -> Delivered | Failure:
+        self.declined.append((destination.destination_id, user_id))
+        return Delivered()
 
     def join(self, destination_id: int, *user_ids: int) -> None:
         self.members.setdefault(destination_id, set()).update(user_ids)

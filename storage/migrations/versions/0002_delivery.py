@@ -15,6 +15,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("programs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("join_url", sa.String(length=256), nullable=True))
     op.create_table(
         "inbox",
         sa.Column(
@@ -122,6 +124,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("programs", schema=None) as batch_op:
+        batch_op.drop_column("join_url")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("uq_outbox_idempotency")
         batch_op.drop_index("ix_outbox_target")
