@@ -11,8 +11,10 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +27,13 @@ from pydantic_settings import (
 )
 from sqlalchemy.engine import make_url
 
+from bots.render import Renderer
+from bots.telegram.app import TelegramBot
+from delivery.outbox import Outbox
+from delivery.ratelimit import Limits, RateLimiter
+from referrals.people import People
+from referrals.service import ReferralService
+from storage.clock import Clock, SystemClock
 from storage.database import Database, DatabaseURLError, normalise_url
 from storage.migrate import current_revision, head_revision, upgrade
 
@@ -46,7 +55,19 @@ class Settings(BaseSettings):
     database_url: str = ""
     telegram_token: SecretStr | None = None
     telegram_api_url: str | None = None
+    telegram_owners: list[int] = []
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("telegram_owners", mode="before")
+    @classmethod
+    def _owners(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.replace(";", ",").split(",")]
+            try:
+                return [int(part) for part in parts if part]
+            except ValueError as exc:
+                raise ValueError("a comma-separated list of Telegram user ids") from exc
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -115,10 +136,109 @@ def describe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+# --- composition root -------------------------------------------------------------------
+
+
+class Application:
+    """Storage, services, the outbox, the scheduler and the bots, wired once."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        limits: Limits | None = None,
+        poll_timeout: int = 25,
+        retry_delays: Sequence[float] = (0.2, 1.0, 3.0),
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.db = Database.from_url(settings.database_url)
+        self.referrals = ReferralService(self.db, self.clock)
+        self.people = People(self.db, self.clock)
+        limiter = RateLimiter(limits, monotonic) if monotonic else RateLimiter(limits)
+        self.outbox = Outbox(self.db, self.clock, limiter=limiter)
+        self.renderer = Renderer()
+        self.telegram: TelegramBot | None = None
+        token = settings.telegram_token.get_secret_value() if settings.telegram_token else None
+        if token:
+            self.telegram = TelegramBot(
+                token,
+                db=self.db,
+                clock=self.clock,
+                referrals=self.referrals,
+                people=self.people,
+                outbox=self.outbox,
+                renderer=self.renderer,
+                api_url=settings.telegram_api_url,
+                owners=frozenset(settings.telegram_owners),
+                poll_timeout=poll_timeout,
+                retry_delays=retry_delays,
+            )
+        self._tick_lock = asyncio.Lock()
+
+    async def tick(self) -> dict[str, Any]:
+        """One run of the scheduled work (DESIGN.md, Scheduled work): confirm referrals past
+        their hold, settle join requests whose human check is due, retry kept updates.
+        It asks the database what is due at ``clock.now()``, so missed runs catch up."""
+        async with self._tick_lock:
+            report: dict[str, Any] = {}
+            confirmed = await self.referrals.confirm_due()
+            report["confirmed"] = confirmed.confirmed
+            report["rejected"] = confirmed.rejected
+            report["approved"], report["declined"] = await self.referrals.settle_join_requests()
+            if self.telegram is not None:
+                report["inbox"] = await self.telegram.retry_inbox()
+            self.outbox.wake()
+            return report
+
+    async def _scheduled_tick(self) -> None:
+        try:
+            await self.tick()
+        except Exception:
+            logger.exception("scheduled tick failed; the next one catches up")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set: poll Telegram, drain the outbox, tick each minute."""
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        assert self.telegram is not None
+        await self.telegram.start()
+        await self.telegram.set_commands()
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        scheduler.add_job(
+            self._scheduled_tick,
+            "interval",
+            minutes=1,
+            id="tick",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            next_run_time=datetime.now(UTC),
+        )
+        scheduler.start()
+        drainer = asyncio.create_task(self.outbox.run(stop), name="outbox")
+        try:
+            await self.telegram.poll(stop)
+        finally:
+            stop.set()
+            scheduler.shutdown(wait=False)
+            try:
+                await asyncio.wait_for(drainer, timeout=10)
+            except TimeoutError:
+                drainer.cancel()
+
+    async def close(self) -> None:
+        if self.telegram is not None:
+            await self.telegram.close()
+        await self.db.dispose()
+
+
 # --- commands -------------------------------------------------------------------------
 
 
-async def _db_upgrade(settings: Settings) -> int:
+async def _db_upgrade(settings: Settings, quiet: bool = False) -> int:
     db = Database.from_url(settings.database_url)
     try:
         before = await current_revision(db)
@@ -126,7 +246,9 @@ async def _db_upgrade(settings: Settings) -> int:
         after = await current_revision(db)
     finally:
         await db.dispose()
-    if before == after:
+    if quiet:
+        logger.info("database at %s", after)
+    elif before == after:
         print(f"{describe_url(settings.database_url)}: already at {after}; nothing to do")
     else:
         print(f"{describe_url(settings.database_url)}: upgraded {before or 'empty'} -> {after}")
@@ -146,6 +268,34 @@ async def _db_status(settings: Settings) -> int:
     return 0 if current == head else 1
 
 
+async def _serve(settings: Settings) -> int:
+    app = Application(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await app.run(stop)
+    finally:
+        await app.close()
+    logger.info("stopped cleanly")
+    return 0
+
+
+def _run(settings: Settings) -> int:
+    if settings.telegram_token is None:
+        print(
+            "inviteloop: nothing to run: set INVITELOOP_TELEGRAM_TOKEN to your bot's token "
+            "(from @BotFather; see README.md).\n"
+            "To see inviteloop work without a token or network, run: inviteloop demo",
+            file=sys.stderr,
+        )
+        return 2
+    # Migrations run before the event loop that serves the bot starts.
+    asyncio.run(_db_upgrade(settings, quiet=True))
+    return asyncio.run(_serve(settings))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inviteloop",
@@ -158,6 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION")
     db_commands.add_parser("upgrade", help="apply migrations (safe to run again)")
     db_commands.add_parser("status", help="show the schema revision; exit 1 if behind")
+    commands.add_parser("run", help="run the bot (needs INVITELOOP_TELEGRAM_TOKEN)")
+    demo = commands.add_parser(
+        "demo", help="watch the whole loop offline: a local Telegram, simulated people"
+    )
+    demo.add_argument("--db", metavar="PATH", help="keep the demo's data in this SQLite file")
     return parser
 
 
@@ -177,6 +332,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if settings.log_level != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)
+    if args.command == "run":
+        return _run(settings)
+    if args.command == "demo":
+        from demo import run_demo
+
+        return run_demo(args.db)
     if args.command == "db":
         if args.db_command == "upgrade":
             return asyncio.run(_db_upgrade(settings))

@@ -204,6 +204,16 @@ class ReferralService:
             raise ProgramNotFound(f"no program {program_id}")
         return program_from_row(row)
 
+    async def find_program_by_id(self, program_id: int) -> Program | None:
+        async with self._db.read() as conn:
+            row = await q.program_by_id(conn, program_id)
+        return program_from_row(row) if row else None
+
+    async def program_totals(self, program_id: int) -> dict[str, int]:
+        """Readers with referrals, referrals by state, and joins nobody referred."""
+        async with self._db.read() as conn:
+            return await q.program_totals(conn, program_id)
+
     async def find_program(self, platform: str, destination_id: int) -> Program | None:
         async with self._db.read() as conn:
             row = await q.program_by_destination(conn, platform, destination_id)

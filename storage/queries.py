@@ -9,8 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    String,
     Table,
     and_,
+    cast,
     delete,
     func,
     literal,
@@ -29,8 +31,10 @@ from storage.schema import (
     events,
     job_claims,
     join_attempts,
+    join_requests,
     links,
     members,
+    outbox,
     programs,
     referrals,
     referrer_counts,
@@ -649,8 +653,6 @@ async def claim_slot(conn: AsyncConnection, job: str, slot: str, at: datetime) -
 
 async def upsert_join_request(conn: AsyncConnection, values: Mapping[str, Any]) -> bool:
     """Record a join request; False if this person's request was recorded before."""
-    from storage.schema import join_requests
-
     stmt = (
         dialect_insert(conn, join_requests)
         .values(**values)
@@ -664,8 +666,6 @@ async def decide_join_request(
     conn: AsyncConnection, program_id: int, user_id: int, state: str, at: datetime
 ) -> bool:
     """Move an awaiting request to ``state``; False if it was not awaiting."""
-    from storage.schema import join_requests
-
     result = await conn.execute(
         update(join_requests)
         .where(
@@ -683,9 +683,12 @@ async def overdue_join_requests(
 ) -> list[RowMapping]:
     """Requests still awaiting a human check past ``check_until``, with the state of the
     check message (from the outbox) when there is one."""
-    from storage.schema import join_requests, outbox
-
-    key = func.concat("check:", join_requests.c.program_id, ":", join_requests.c.user_id)
+    key = (
+        literal("check:", String)
+        + cast(join_requests.c.program_id, String)
+        + literal(":", String)
+        + cast(join_requests.c.user_id, String)
+    )
     result = await conn.execute(
         select(
             join_requests.c.program_id,
@@ -712,3 +715,33 @@ async def move_destination(
         .returning(programs.c.id)
     )
     return result.scalar()
+
+
+async def program_totals(conn: AsyncConnection, program_id: int) -> dict[str, int]:
+    sums = (
+        await conn.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(referrer_counts.c.counted), 0),
+                func.coalesce(func.sum(referrer_counts.c.pending), 0),
+                func.coalesce(func.sum(referrer_counts.c.held), 0),
+                func.coalesce(func.sum(referrer_counts.c.rejected), 0),
+            ).where(referrer_counts.c.program_id == program_id)
+        )
+    ).one()
+    unattributed = (
+        await conn.execute(
+            select(func.count()).where(
+                join_attempts.c.program_id == program_id,
+                join_attempts.c.outcome == "unattributed",
+            )
+        )
+    ).scalar_one()
+    return {
+        "readers": int(sums[0]),
+        "confirmed": int(sums[1]),
+        "pending": int(sums[2]),
+        "held": int(sums[3]),
+        "rejected": int(sums[4]),
+        "unattributed": int(unattributed),
+    }

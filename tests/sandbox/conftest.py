@@ -14,6 +14,14 @@ from sandbox import FakeClock, SandboxServer, SimBot, SimChat, SimUser, World
 BotFactory = Callable[[SimBot], Bot]
 
 
+class LocalSession(AiohttpSession):
+    """aiogram's session without the 250 ms pause its close() makes for TLS shutdown."""
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -36,7 +44,7 @@ async def client(server: SandboxServer) -> AsyncIterator[BotFactory]:
     bots: list[Bot] = []
 
     def make(sim: SimBot) -> Bot:
-        session = AiohttpSession(api=TelegramAPIServer.from_base(server.url))
+        session = LocalSession(api=TelegramAPIServer.from_base(server.url))
         bot = Bot(sim.token, session=session)
         bots.append(bot)
         return bot
@@ -61,3 +69,13 @@ class Cast:
 @pytest.fixture
 def cast(world: World) -> Cast:
     return Cast(world)
+
+
+async def drain(bot: Bot) -> int | None:
+    """Confirm every queued update; return the offset to poll with next."""
+    updates = await bot.get_updates()
+    if not updates:
+        return None
+    offset = updates[-1].update_id + 1
+    await bot.get_updates(offset=offset)
+    return offset

@@ -1,0 +1,281 @@
+"""The Telegram bot: dispatcher wiring and our own update loop.
+
+aiogram's polling acknowledges a batch before (or regardless of) its handlers finishing and
+swallows handler errors. Here a batch of updates is acknowledged (the next ``getUpdates``
+offset) only after every update in it was handled; updates of one (chat, user) run in
+order while different people's run concurrently (their joins share one transaction); a
+failing update is retried while the batch is held, and one that still fails is kept in the
+inbox table and retried by the scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, TelegramServerError
+from aiogram.methods import GetUpdates
+from aiogram.types import BotCommand, Update
+
+from bots.render import Renderer
+from bots.telegram.context import ContextMiddleware, ProgramCache
+from bots.telegram.handlers import get_routers
+from bots.telegram.port import TelegramPort
+from delivery.outbox import Outbox
+from referrals.people import People
+from referrals.service import ReferralService
+from storage import outbox as inbox_store
+from storage.clock import Clock
+from storage.database import Database
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = [
+    "message",
+    "callback_query",
+    "chat_member",
+    "my_chat_member",
+    "chat_join_request",
+]
+READER_COMMANDS = [
+    ("invite", "Your personal invite link"),
+    ("stats", "Who joined through your links"),
+    ("lang", "Language: /lang en or /lang id"),
+    ("forget", "Delete your data"),
+    ("help", "All commands"),
+]
+
+
+def update_key(update: Update) -> tuple[int, int]:
+    """(chat, user) of an update: its handlers must run in order."""
+    event = update.event
+    chat = getattr(event, "chat", None)
+    if chat is None and update.callback_query is not None and update.callback_query.message:
+        chat = update.callback_query.message.chat
+    user = getattr(event, "from_user", None)
+    if update.chat_member is not None:
+        user = update.chat_member.new_chat_member.user
+    return (chat.id if chat else 0, user.id if user else 0)
+
+
+class TelegramBot:
+    """Everything the Telegram side needs, built by ``main.py``."""
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        db: Database,
+        clock: Clock,
+        referrals: ReferralService,
+        people: People,
+        outbox: Outbox,
+        renderer: Renderer,
+        api_url: str | None = None,
+        owners: frozenset[int] = frozenset(),
+        poll_timeout: int = 25,
+        retry_delays: Sequence[float] = (0.2, 1.0, 3.0),
+    ) -> None:
+        session = AiohttpSession(
+            api=TelegramAPIServer.from_base(api_url) if api_url else AiohttpSession().api
+        )
+        self.bot = Bot(token, session=session, default=DefaultBotProperties(parse_mode=None))
+        self.db = db
+        self.clock = clock
+        self.referrals = referrals
+        self.outbox = outbox
+        self.renderer = renderer
+        self.owners = owners
+        self.poll_timeout = poll_timeout
+        self.retry_delays = tuple(retry_delays)
+        self.programs = ProgramCache(referrals)
+        self.port: TelegramPort | None = None
+        self.dispatcher = Dispatcher(
+            referrals=referrals,
+            people=people,
+            outbox=outbox,
+            renderer=renderer,
+            clock=clock,
+            programs=self.programs,
+        )
+        middleware = ContextMiddleware()
+        self.dispatcher.message.outer_middleware(middleware)
+        self.dispatcher.callback_query.outer_middleware(middleware)
+        self.dispatcher.chat_join_request.outer_middleware(middleware)
+        self.dispatcher.my_chat_member.outer_middleware(middleware)
+        self.dispatcher.chat_member.outer_middleware(_NoReply())
+        for router in get_routers():
+            self.dispatcher.include_router(router)
+        self.offset: int | None = None
+
+    async def start(self) -> TelegramPort:
+        """Learn who the bot is and connect it to the engine and the outbox."""
+        me = await self.bot.me()
+        assert me.username is not None
+        self.port = TelegramPort(
+            self.bot, me.username, self.renderer, owners=self.owners, now=self.clock.now
+        )
+        self.referrals.add_port(self.port)
+        self.outbox.add_sender(self.port)
+        self.dispatcher["port"] = self.port
+        logger.info("telegram bot @%s (%s) ready", me.username, me.id)
+        return self.port
+
+    async def set_commands(self) -> None:
+        from aiogram.types import BotCommandScopeDefault
+
+        commands = [BotCommand(command=name, description=text) for name, text in READER_COMMANDS]
+        try:
+            await self.bot.set_my_commands(commands, scope=BotCommandScopeDefault())
+        except Exception as exc:  # not essential: the bot works without the menu
+            logger.warning("could not set the command menu: %s", exc)
+
+    async def poll(self, stop: asyncio.Event) -> None:
+        """Fetch, handle, acknowledge — until ``stop``; the batch in hand is finished."""
+        backoff = 1.0
+        while not stop.is_set():
+            try:
+                updates = await self.bot(
+                    GetUpdates(
+                        offset=self.offset,
+                        timeout=self.poll_timeout,
+                        allowed_updates=ALLOWED_UPDATES,
+                    ),
+                    request_timeout=self.poll_timeout + 10,
+                )
+                backoff = 1.0
+            except TelegramRetryAfter as exc:
+                await _sleep_or_stop(stop, exc.retry_after)
+                continue
+            except (TelegramNetworkError, TelegramServerError, OSError) as exc:
+                logger.warning("getUpdates failed (%s); retrying in %.0fs", exc, backoff)
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            if not updates:
+                continue
+            try:
+                await self.handle_batch(updates)
+            except Exception:
+                # Not even the inbox could keep a failing update (the database is down):
+                # leave the batch unacknowledged; Telegram hands it over again.
+                logger.exception("batch not handled; fetching it again shortly")
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            self.offset = updates[-1].update_id + 1
+        await self.acknowledge()
+
+    async def acknowledge(self) -> None:
+        """Confirm the handled batches to Telegram (the next offset) before stopping."""
+        if self.offset is None:
+            return
+        try:
+            await self.bot(
+                GetUpdates(offset=self.offset, timeout=0, limit=1, allowed_updates=ALLOWED_UPDATES)
+            )
+        except Exception as exc:
+            logger.info("final acknowledgement failed (%s): the batch will be re-handled", exc)
+
+    async def handle_batch(self, updates: Sequence[Update]) -> None:
+        lanes: dict[tuple[int, int], list[Update]] = defaultdict(list)
+        for update in updates:
+            lanes[update_key(update)].append(update)
+        await asyncio.gather(*(self._lane(lane) for lane in lanes.values()))
+
+    async def _lane(self, updates: list[Update]) -> None:
+        for update in updates:
+            await self.handle(update)
+
+    async def handle(self, update: Update) -> bool:
+        """Handle one update with retries; keep it in the inbox if it still fails."""
+        error: Exception | None = None
+        for attempt, delay in enumerate((0.0, *self.retry_delays)):
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                await self.dispatcher.feed_update(self.bot, update)
+                return True
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = exc
+                logger.warning(
+                    "update %s failed (attempt %d): %s", update.update_id, attempt + 1, exc
+                )
+        assert error is not None
+        await self._keep(update, error)
+        return False
+
+    async def _keep(self, update: Update, error: Exception) -> None:
+        now = self.clock.now()
+        payload = update.model_dump(mode="json", exclude_none=True)
+        try:
+            async with self.db.write() as conn:
+                await inbox_store.keep_failed_update(
+                    conn,
+                    "telegram",
+                    update.update_id,
+                    payload,
+                    f"{type(error).__name__}: {error}",
+                    now,
+                    now + timedelta(minutes=1),
+                )
+        except Exception:
+            # Not even the inbox is writable: do not acknowledge this batch at all.
+            logger.exception(
+                "could not keep update %s; the batch stays unacknowledged", update.update_id
+            )
+            raise
+
+    async def retry_inbox(self, limit: int = 100, max_attempts: int = 10) -> tuple[int, int]:
+        """Feed kept updates again (a scheduler job). Returns (handled, still failing)."""
+        now = self.clock.now()
+        async with self.db.read() as conn:
+            rows = await inbox_store.due_updates(conn, "telegram", now, limit)
+        handled = failing = 0
+        for row in rows:
+            update = Update.model_validate(row["payload"], context={"bot": self.bot})
+            try:
+                await self.dispatcher.feed_update(self.bot, update)
+                done, error = True, ""
+            except Exception as exc:
+                done, error = False, f"{type(exc).__name__}: {exc}"
+            give_up = not done and row["attempts"] + 1 >= max_attempts
+            delay = timedelta(minutes=min(60, 2 ** row["attempts"]))
+            async with self.db.write() as conn:
+                await inbox_store.settle_update(
+                    conn, row["id"], done=done, error=error, retry_at=now + delay, give_up=give_up
+                )
+            if done:
+                handled += 1
+            else:
+                failing += 1
+                if give_up:
+                    logger.error("update %s given up: %s", row["update_id"], error)
+        return handled, failing
+
+    async def close(self) -> None:
+        await self.bot.session.close()
+
+
+class _NoReply:
+    """chat_member updates never answer anyone: skip the per-update bookkeeping."""
+
+    async def __call__(self, handler: Any, event: Any, data: dict[str, Any]) -> Any:
+        return await handler(event, data)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

@@ -1,0 +1,180 @@
+"""What every handler gets besides its event: a per-update ``Reply`` that queues answers in
+the outbox (idempotent per update, so a re-delivered update never answers twice), and
+helpers shared by the routers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject, Update, User
+
+from delivery.outbox import Outbox, Priority, message
+from referrals.models import Person, Program
+from referrals.people import People
+from referrals.service import ReferralService
+from storage.clock import Clock
+
+PLATFORM = "telegram"
+Buttons = list[list[dict[str, Any]]]
+
+
+def person_of(user: User) -> Person:
+    return Person(
+        user_id=user.id,
+        display_name=user.full_name,
+        username=user.username,
+        language_code=user.language_code,
+    )
+
+
+class Reply:
+    """Answers to one update, queued as outbox rows with keys ``tg:<update>:<n>``."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        clock: Clock,
+        update_id: int,
+        locale: str | None,
+        chat_id: int | None,
+        user_id: int | None,
+    ) -> None:
+        self.outbox = outbox
+        self.clock = clock
+        self.update_id = update_id
+        self.locale = locale
+        self.chat_id = chat_id
+        self.user_id = user_id
+        self._count = 0
+
+    def _key(self) -> str:
+        self._count += 1
+        return f"tg:{self.update_id}:{self._count}"
+
+    async def send(
+        self,
+        target_kind: str,
+        target_id: int,
+        template: str,
+        context: dict[str, Any] | None = None,
+        *,
+        buttons: Buttons | None = None,
+        priority: Priority = Priority.ANSWER,
+        program_id: int | None = None,
+        action: str = "send",
+        locale: str | None = None,
+        expires_in: timedelta | None = None,
+        key: str | None = None,
+    ) -> None:
+        now = self.clock.now()
+        body = dict(context or {})
+        if buttons:
+            body["_buttons"] = buttons
+        await self.outbox.add(
+            [
+                message(
+                    PLATFORM,
+                    target_kind,
+                    target_id,
+                    template,
+                    body,
+                    priority=priority,
+                    now=now,
+                    program_id=program_id,
+                    locale=locale or self.locale,
+                    action=action,
+                    expires_at=now + expires_in if expires_in else None,
+                    key=key or self._key(),
+                )
+            ]
+        )
+
+    async def here(self, template: str, context: dict[str, Any] | None = None, **kw: Any) -> None:
+        """Answer in the chat the update came from."""
+        assert self.chat_id is not None
+        kind = "user" if self.chat_id == self.user_id else "chat"
+        await self.send(kind, self.chat_id, template, context, **kw)
+
+    async def to_user(
+        self, user_id: int, template: str, context: dict[str, Any] | None = None, **kw: Any
+    ) -> None:
+        await self.send("user", user_id, template, context, **kw)
+
+    async def edit(
+        self,
+        chat_id: int,
+        message_id: int,
+        template: str,
+        context: dict[str, Any] | None = None,
+        **kw: Any,
+    ) -> None:
+        body = {**(context or {}), "_message_id": message_id}
+        kind = "user" if chat_id == self.user_id else "chat"
+        await self.send(kind, chat_id, template, body, action="edit", **kw)
+
+    async def error(self, code: str, **details: Any) -> None:
+        await self.here("error", {"code": code, "key": "", "message": "", **details})
+
+
+class ContextMiddleware(BaseMiddleware):
+    """Records who wrote (a private message means the bot may DM them later) and hands
+    the handler a :class:`Reply` in the person's language."""
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        update: Update = data["event_update"]
+        user: User | None = data.get("event_from_user")
+        chat = data.get("event_chat")
+        people: People = data["people"]
+        locale: str | None = None
+        if user is not None and not user.is_bot:
+            await people.seen(
+                PLATFORM,
+                user.id,
+                display_name=user.full_name,
+                username=user.username,
+                platform_language=user.language_code,
+                started=chat is not None and chat.type == "private",
+            )
+            locale = (await people.get(PLATFORM, user.id)).locale
+        data["reply"] = Reply(
+            data["outbox"],
+            data["clock"],
+            update.update_id,
+            locale,
+            chat.id if chat is not None else None,
+            user.id if user is not None else None,
+        )
+        return await handler(event, data)
+
+
+class ProgramCache:
+    """Programs by chat id, kept for a few seconds: every membership update needs one."""
+
+    def __init__(self, referrals: ReferralService, ttl: float = 5.0) -> None:
+        self._referrals = referrals
+        self._ttl = ttl
+        self._entries: dict[int, tuple[float, Program | None]] = {}
+
+    async def for_chat(self, chat_id: int) -> Program | None:
+        hit = self._entries.get(chat_id)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        program = await self._referrals.find_program(PLATFORM, chat_id)
+        self._entries[chat_id] = (now, program)
+        return program
+
+    def forget(self, chat_id: int | None = None) -> None:
+        if chat_id is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(chat_id, None)

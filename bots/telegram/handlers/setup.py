@@ -1,0 +1,215 @@
+"""Program setup: the bot added as an admin, /setup, rights lost and regained, group
+migration, and the bot-subscription mode."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, User
+
+from bots.telegram.callbacks import Setup
+from bots.telegram.context import PLATFORM, ProgramCache, Reply
+from bots.telegram.port import TelegramPort, classify
+from delivery.outbox import Priority
+from referrals.models import Program
+from referrals.service import ReferralService
+
+logger = logging.getLogger(__name__)
+router = Router(name=__name__)
+
+ANONYMOUS_ADMIN = 1087968824  # GroupAnonymousBot: a message "from the group itself"
+
+
+async def rights_problems(bot: Bot, chat_id: int, chat_type: str) -> list[str]:
+    """What the bot lacks to run a program in the chat ([] when nothing)."""
+    me = await bot.get_chat_member(chat_id, bot.id)
+    if me.status != "administrator":
+        return ["admin"]
+    missing = []
+    if not getattr(me, "can_invite_users", False):
+        missing.append("can_invite_users")
+    if chat_type == "channel" and not getattr(me, "can_post_messages", False):
+        missing.append("can_post_messages")
+    return missing
+
+
+async def set_up(
+    bot: Bot,
+    referrals: ReferralService,
+    port: TelegramPort,
+    chat_id: int,
+    user_id: int,
+) -> tuple[str, dict[str, object], Program | None]:
+    """Check the person and the bot's rights, then create (or refresh) the program.
+    Returns the template step, its context and the program."""
+    try:
+        chat = await bot.get_chat(chat_id)
+        member = await bot.get_chat_member(chat_id, user_id)
+    except Exception as exc:  # the bot is not in the chat any more, or Telegram refused
+        logger.info("setup of %s failed: %s", chat_id, classify(exc))
+        return "missing", {"chat_title": str(chat_id), "missing": ["admin"]}, None
+    title = chat.title or str(chat_id)
+    if member.status not in ("creator", "administrator"):
+        return "not_admin", {"chat_title": title}, None
+    missing = await rights_problems(bot, chat_id, chat.type)
+    if missing:
+        return "missing", {"chat_title": title, "missing": missing}, None
+    public = chat.username is not None
+    settings: dict[str, object] = {"username": chat.username}
+    if not public:
+        link = await port.create_chat_link(chat_id)
+        if isinstance(link, str):
+            settings["join_url"] = link
+    existing = await referrals.find_program(PLATFORM, chat_id)
+    if existing is None:
+        settings["join_mode"] = "bot" if public else "direct"
+    program, _ = await referrals.setup_program(
+        PLATFORM, chat_id, chat.type, title, created_by=user_id, **settings
+    )
+    return (
+        "done",
+        {
+            "program_title": program.title,
+            "join_mode": program.join_mode,
+            "hold_hours": program.hold_hours,
+        },
+        program,
+    )
+
+
+@router.my_chat_member(F.chat.type.in_({"group", "supergroup", "channel"}))
+async def bot_status_changed(
+    event: ChatMemberUpdated,
+    bot: Bot,
+    referrals: ReferralService,
+    reply: Reply,
+    programs: ProgramCache,
+) -> None:
+    """Added as an admin: offer setup to whoever did it. Rights lost: pause and tell the
+    managers. Rights back: resume."""
+    chat = event.chat
+    status = event.new_chat_member.status
+    can_invite = status == "administrator" and bool(
+        getattr(event.new_chat_member, "can_invite_users", False)
+    )
+    program = await referrals.find_program(PLATFORM, chat.id)
+    programs.forget(chat.id)
+    if program is None:
+        if status == "administrator" and not event.from_user.is_bot:
+            missing = [] if can_invite else ["can_invite_users"]
+            step = "offer" if not missing else "missing"
+            await reply.to_user(
+                event.from_user.id,
+                "setup",
+                {"step": step, "chat_title": chat.title or "", "missing": missing},
+                buttons=[
+                    [
+                        {
+                            "label": "setup",
+                            "args": {"title": chat.title or ""},
+                            "data": Setup(chat_id=chat.id).pack(),
+                        }
+                    ]
+                ]
+                if not missing
+                else None,
+            )
+        return
+    if can_invite and program.paused and program.paused_reason == "lost_rights":
+        program = await referrals.set_paused(program.id, False)
+        await _tell_managers(reply, program, paused=False)
+    elif not can_invite and not program.paused:
+        program = await referrals.set_paused(program.id, True, "lost_rights")
+        await _tell_managers(reply, program, paused=True, reason="lost_rights")
+
+
+async def _tell_managers(
+    reply: Reply, program: Program, *, paused: bool, reason: str | None = None
+) -> None:
+    if program.created_by is None:
+        return
+    await reply.to_user(
+        program.created_by,
+        "program_notice",
+        {"program_title": program.title, "paused": paused, "reason": reason},
+        priority=Priority.NOTIFY,
+        program_id=program.id,
+    )
+
+
+@router.message(Command("setup"), F.chat.type.in_({"group", "supergroup"}))
+async def setup_in_group(
+    message: Message,
+    bot: Bot,
+    referrals: ReferralService,
+    reply: Reply,
+    port: TelegramPort,
+    programs: ProgramCache,
+) -> None:
+    """Set up the referral program of this group (admins only)."""
+    user = message.from_user
+    anonymous = message.sender_chat is not None and message.sender_chat.id == message.chat.id
+    if user is None or anonymous or user.id == ANONYMOUS_ADMIN:
+        await reply.here(
+            "setup",
+            {"step": "anonymous", "chat_title": message.chat.title or ""},
+            buttons=[[{"label": "open_bot", "url": port.deep_link(f"setup_{message.chat.id}")}]],
+        )
+        return
+    step, context, _ = await set_up(bot, referrals, port, message.chat.id, user.id)
+    programs.forget(message.chat.id)
+    await reply.here("setup", {"step": step, **context})
+
+
+@router.message(Command("setup"), F.chat.type == "private")
+async def setup_in_private(
+    message: Message, referrals: ReferralService, reply: Reply, port: TelegramPort, bot: Bot
+) -> None:
+    """In private: make the bot itself a newsletter (owners only)."""
+    assert message.from_user is not None
+    args = (message.text or "").split()[1:]
+    if args[:1] != ["bot"]:
+        await reply.error("group_only")
+        return
+    if message.from_user.id not in port.owners:
+        await reply.here("setup", {"step": "owner_only"})
+        return
+    me = await bot.me()
+    await referrals.setup_program(
+        PLATFORM, me.id, "bot", me.full_name, created_by=message.from_user.id
+    )
+    await reply.here("setup", {"step": "bot_mode"})
+
+
+@router.callback_query(Setup.filter())
+async def setup_button(
+    query: CallbackQuery,
+    callback_data: Setup,
+    referrals: ReferralService,
+    reply: Reply,
+    port: TelegramPort,
+    bot: Bot,
+    programs: ProgramCache,
+) -> None:
+    await query.answer()
+    await finish_setup_in_private(callback_data.chat_id, query.from_user, referrals, reply, port)
+    programs.forget(callback_data.chat_id)
+
+
+async def finish_setup_in_private(
+    chat_id: int, user: User, referrals: ReferralService, reply: Reply, port: TelegramPort
+) -> None:
+    step, context, _ = await set_up(port.bot, referrals, port, chat_id, user.id)
+    await reply.to_user(user.id, "setup", {"step": step, **context})
+
+
+@router.message(F.migrate_to_chat_id)
+async def group_migrated(
+    message: Message, referrals: ReferralService, programs: ProgramCache
+) -> None:
+    """A group became a supergroup: its program moves to the new chat id."""
+    assert message.migrate_to_chat_id is not None
+    await referrals.migrate_destination(PLATFORM, message.chat.id, message.migrate_to_chat_id)
+    programs.forget()
