@@ -147,13 +147,19 @@ class Outbox:
         self._lease = lease
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
 
     def add_sender(self, sender: Sender) -> None:
         self._senders[sender.platform] = sender
 
     def wake(self) -> None:
         """Tell the drainer that rows were added (handlers call this after commit)."""
+        self._idle.clear()
         self._wake.set()
+
+    async def wait_idle(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Wait until the running drainer finds nothing it may send now (tests, demo)."""
+        await asyncio.wait_for(self._idle.wait(), timeout)
 
     async def add(self, rows: Sequence[Mapping[str, Any]]) -> int:
         """Add rows in a transaction of their own and wake the drainer."""
@@ -276,6 +282,7 @@ class Outbox:
     async def run(self, stop: asyncio.Event, idle: float = 1.0) -> None:
         """Drain until ``stop`` is set, sleeping only while nothing can be sent."""
         while not stop.is_set():
+            self._wake.clear()
             try:
                 report = await self.drain_once()
             except asyncio.CancelledError:
@@ -283,10 +290,12 @@ class Outbox:
             except Exception:
                 logger.exception("outbox drain failed; trying again shortly")
                 report = DrainReport(wait=idle)
-            if report.wait == 0.0 and (report.sent or report.retried or report.failed):
+            progressed = bool(report.sent or report.retried or report.failed)
+            if progressed and report.wait == 0.0:
                 continue
+            if not progressed and not report.rate_limited and not self._wake.is_set():
+                self._idle.set()  # nothing is due (rate-limited rows are not idle)
             timeout = idle if report.wait is None else min(max(report.wait, 0.005), idle)
-            self._wake.clear()
             wake = asyncio.ensure_future(self._wake.wait())
             halt = asyncio.ensure_future(stop.wait())
             try:

@@ -143,14 +143,9 @@ class TelegramBot:
         backoff = 1.0
         while not stop.is_set():
             try:
-                updates = await self.bot(
-                    GetUpdates(
-                        offset=self.offset,
-                        timeout=self.poll_timeout,
-                        allowed_updates=ALLOWED_UPDATES,
-                    ),
-                    request_timeout=self.poll_timeout + 10,
-                )
+                updates = await self._fetch(stop)
+                if updates is None:
+                    break  # stopping: nothing was in hand
                 backoff = 1.0
             except TelegramRetryAfter as exc:
                 await _sleep_or_stop(stop, exc.retry_after)
@@ -173,6 +168,27 @@ class TelegramBot:
                 continue
             self.offset = updates[-1].update_id + 1
         await self.acknowledge()
+
+    async def _fetch(self, stop: asyncio.Event) -> list[Update] | None:
+        """One long poll, abandoned (None) if ``stop`` comes first: updates that were not
+        received are not acknowledged, so Telegram hands them over next time."""
+        request = asyncio.ensure_future(
+            self.bot(
+                GetUpdates(
+                    offset=self.offset, timeout=self.poll_timeout, allowed_updates=ALLOWED_UPDATES
+                ),
+                request_timeout=self.poll_timeout + 10,
+            )
+        )
+        halt = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({request, halt}, return_when="FIRST_COMPLETED")
+        finally:
+            halt.cancel()
+        if not request.done():
+            request.cancel()
+            return None
+        return request.result()
 
     async def acknowledge(self) -> None:
         """Confirm the handled batches to Telegram (the next offset) before stopping."""

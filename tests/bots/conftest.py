@@ -1,0 +1,111 @@
+"""End-to-end harness: the sandbox Bot API server, the real aiogram client, our engine and
+a fresh database, all on one fake clock that tests move forward."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from delivery.ratelimit import Limits
+from main import Application, Settings
+from sandbox import DatetimeClock, RateLimits, SandboxServer, SimBot, SimChat, SimUser, World
+from storage import outbox as outbox_store
+from storage.clock import FakeClock
+from storage.migrate import upgrade
+
+
+@dataclass
+class Harness:
+    world: World
+    server: SandboxServer
+    bot: SimBot
+    app: Application
+    clock: FakeClock
+    stop: asyncio.Event
+    task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.app.run(self.stop))
+        await self.world.wait_for(
+            lambda: self.app.telegram is not None and self.app.telegram.port is not None,
+            what="the bot to start",
+        )
+
+    async def settle(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Wait until the bot handled every update and sent everything it may send now."""
+        await self.world.wait_until_delivered(self.bot, timeout=timeout)
+        self.app.outbox.wake()
+        await self.app.outbox.wait_idle(timeout)
+
+    async def tick(self) -> dict[str, Any]:
+        report = await self.app.tick()
+        await self.settle()
+        return report
+
+    async def outbox_rows(self, state: str | None = None) -> list[dict[str, Any]]:
+        async with self.app.db.read() as conn:
+            return await outbox_store.outbox_rows(conn, state)
+
+    def texts_to(self, who: SimUser | SimChat) -> list[str]:
+        return [m.text or "" for m in self.world.sent_messages(self.bot, who)]
+
+    def last_to(self, who: SimUser | SimChat) -> Any:
+        messages = self.world.sent_messages(self.bot, who)
+        assert messages, f"the bot sent nothing to {who}"
+        return messages[-1]
+
+    async def say(self, user: SimUser, text: str, to: SimChat | None = None) -> Any:
+        """A person types ``text`` (in a private chat with the bot unless ``to``)."""
+        self.world.send_text(user, to if to is not None else self.bot, text)
+        await self.settle()
+
+    async def stop_bot(self) -> None:
+        self.stop.set()
+        if self.task is not None:
+            await asyncio.wait_for(self.task, 15)
+
+
+@pytest_asyncio.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    clock = FakeClock()
+    world = World(clock=DatetimeClock(clock), seed=7, rate_limits=RateLimits(enabled=False))
+    bot = world.add_bot("loopbot", "Loop")
+    server = SandboxServer(world)
+    await server.start()
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        telegram_token=bot.token,
+        telegram_api_url=server.url,
+    )
+    # Our own limiter is opened wide here; tests of the limits build their own.
+    limits = Limits(
+        global_per_second=10_000,
+        global_burst=10_000,
+        user_per_second=10_000,
+        user_burst=10_000,
+        chat_per_minute=600_000,
+        chat_burst=10_000,
+    )
+    app = Application(
+        settings, clock=clock, limits=limits, poll_timeout=1, retry_delays=(0.0, 0.0)
+    )
+    await upgrade(app.db)
+    h = Harness(world, server, bot, app, clock, asyncio.Event())
+    await h.start()
+    try:
+        yield h
+    finally:
+        await h.stop_bot()
+        await app.close()
+        await server.stop()
+
+
+@pytest.fixture
+def owner(harness: Harness) -> SimUser:
+    return harness.world.add_user("Olga", username="olga")
