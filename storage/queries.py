@@ -56,6 +56,20 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def pair_filters(first: Any, second: Any, keys: Iterable[tuple[Any, Any]]) -> Iterable[Any]:
+    """``first = a AND second IN (...)`` per distinct ``a``, in chunks.
+
+    SQLite answers a row-value ``(a, b) IN (...)`` with a full table scan; this form uses
+    the composite index on both engines.
+    """
+    grouped: dict[Any, list[Any]] = {}
+    for a, b in keys:
+        grouped.setdefault(a, []).append(b)
+    for a in sorted(grouped):
+        for part in chunks(sorted(set(grouped[a]))):
+            yield and_(first == a, second.in_(list(part)))
+
+
 # --- programs ---------------------------------------------------------------------------
 
 
@@ -131,10 +145,8 @@ async def members_by_keys(
     conn: AsyncConnection, keys: Sequence[tuple[int, int]]
 ) -> dict[tuple[int, int], RowMapping]:
     found: dict[tuple[int, int], RowMapping] = {}
-    for part in chunks(keys):
-        result = await conn.execute(
-            select(members).where(tuple_(members.c.program_id, members.c.user_id).in_(part))
-        )
+    for condition in pair_filters(members.c.program_id, members.c.user_id, keys):
+        result = await conn.execute(select(members).where(condition))
         for row in result.mappings():
             found[(row["program_id"], row["user_id"])] = row
     return found
@@ -282,12 +294,8 @@ async def referrals_by_keys(
     conn: AsyncConnection, keys: Sequence[tuple[int, int]]
 ) -> dict[tuple[int, int], RowMapping]:
     found: dict[tuple[int, int], RowMapping] = {}
-    for part in chunks(keys):
-        result = await conn.execute(
-            select(referrals).where(
-                tuple_(referrals.c.program_id, referrals.c.referred_id).in_(part)
-            )
-        )
+    for condition in pair_filters(referrals.c.program_id, referrals.c.referred_id, keys):
+        result = await conn.execute(select(referrals).where(condition))
         for row in result.mappings():
             found[(row["program_id"], row["referred_id"])] = row
     return found
@@ -327,12 +335,11 @@ async def transition_referrals(
     """Move referrals still in ``from_states`` to ``values``; returns the rows moved
     (program_id, referred_id, referrer_id and the state they were in)."""
     moved: list[dict[str, Any]] = []
-    for part in chunks(keys):
+    for condition in pair_filters(referrals.c.program_id, referrals.c.referred_id, keys):
         # Read the old state first; the UPDATE's guard makes a concurrent move a no-op.
         before = await conn.execute(
             select(referrals.c.program_id, referrals.c.referred_id, referrals.c.state).where(
-                tuple_(referrals.c.program_id, referrals.c.referred_id).in_(part),
-                referrals.c.state.in_(from_states),
+                condition, referrals.c.state.in_(from_states)
             )
         )
         old_state = {(r.program_id, r.referred_id): r.state for r in before}
@@ -340,10 +347,7 @@ async def transition_referrals(
             continue
         result = await conn.execute(
             update(referrals)
-            .where(
-                tuple_(referrals.c.program_id, referrals.c.referred_id).in_(list(old_state)),
-                referrals.c.state.in_(from_states),
-            )
+            .where(condition, referrals.c.state.in_(from_states))
             .values(**values)
             .returning(referrals.c.program_id, referrals.c.referred_id, referrals.c.referrer_id)
         )
@@ -432,11 +436,9 @@ async def existing_event_keys(
     conn: AsyncConnection, keys: Sequence[tuple[int, str]]
 ) -> set[tuple[int, str]]:
     found: set[tuple[int, str]] = set()
-    for part in chunks(keys):
+    for condition in pair_filters(join_attempts.c.program_id, join_attempts.c.event_key, keys):
         result = await conn.execute(
-            select(join_attempts.c.program_id, join_attempts.c.event_key).where(
-                tuple_(join_attempts.c.program_id, join_attempts.c.event_key).in_(part)
-            )
+            select(join_attempts.c.program_id, join_attempts.c.event_key).where(condition)
         )
         found.update((pid, key) for pid, key in result.all())
     return found
@@ -456,12 +458,10 @@ async def counts_by_keys(
     conn: AsyncConnection, keys: Sequence[tuple[int, int]]
 ) -> dict[tuple[int, int], RowMapping]:
     found: dict[tuple[int, int], RowMapping] = {}
-    for part in chunks(keys):
-        result = await conn.execute(
-            select(referrer_counts).where(
-                tuple_(referrer_counts.c.program_id, referrer_counts.c.referrer_id).in_(part)
-            )
-        )
+    for condition in pair_filters(
+        referrer_counts.c.program_id, referrer_counts.c.referrer_id, keys
+    ):
+        result = await conn.execute(select(referrer_counts).where(condition))
         for row in result.mappings():
             found[(row["program_id"], row["referrer_id"])] = row
     return found

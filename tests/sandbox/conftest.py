@@ -59,7 +59,7 @@ class Cast:
 
     def __init__(self, world: World) -> None:
         self.owner: SimUser = world.add_user("Olga", username="olga_owner")
-        self.alice: SimUser = world.add_user("Alice", "Smith", username="alice_s")
+        self.alice: SimUser = world.add_user("Alice", "alice_s", last_name="Smith")
         self.bob: SimUser = world.add_user("Bob", language_code="id")
         self.sim: SimBot = world.add_bot("invite_loop_bot", "Invite Loop")
         self.chat: SimChat = world.add_chat("supergroup", "Readers", owner=self.owner)

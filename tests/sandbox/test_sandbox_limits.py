@@ -91,3 +91,14 @@ def test_rate_limiter_uses_the_given_monotonic_clock() -> None:
     clock.advance(0.8)
     assert limiter.check(1, 10, True) is None
     assert limiter.check(1, 11, True) is None  # other chats are independent
+
+
+def test_the_limiter_can_have_its_own_time_source() -> None:
+    ticks = [100.0]
+    world = World(clock=FakeClock(), monotonic=lambda: ticks[0])
+    assert world.limiter.check(1, 5, True) is None
+    for _ in range(3):
+        world.limiter.record(1, 5, True)
+    assert world.limiter.check(1, 5, True) == 1
+    ticks[0] += 1.0  # only the limiter's source moves
+    assert world.limiter.check(1, 5, True) is None

@@ -87,9 +87,7 @@ async def test_join_through_the_bots_link_shows_the_full_link(
     assert world.member(cast.chat, cast.bob).joined_via_link == link.invite_link
 
 
-async def test_another_admins_link_is_masked(
-    world: World, cast: Cast, client: BotFactory
-) -> None:
+async def test_another_admins_link_is_masked(world: World, cast: Cast, client: BotFactory) -> None:
     bot = client(cast.sim)
     offset = await subscribed(bot)
     human_link = world.create_invite_link(cast.owner, cast.chat, name="owner's link")

@@ -178,11 +178,15 @@ async def test_editing_messages(world: World, started: Cast, client: BotFactory)
     sent = await bot.send_message(started.alice.id, "3 referrals", reply_markup=markup)
     with pytest.raises(TelegramBadRequest, match="message is not modified"):
         await bot.edit_message_text(
-            "3 referrals", chat_id=started.alice.id, message_id=sent.message_id,
+            "3 referrals",
+            chat_id=started.alice.id,
+            message_id=sent.message_id,
             reply_markup=markup,
         )
     edited = await bot.edit_message_text(
-        "<b>4</b> referrals", chat_id=started.alice.id, message_id=sent.message_id,
+        "<b>4</b> referrals",
+        chat_id=started.alice.id,
+        message_id=sent.message_id,
         parse_mode="HTML",
     )
     assert not isinstance(edited, bool)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.types import ChatMemberBanned, ChatMemberRestricted
 
 from sandbox import GROUP_ANONYMOUS_BOT_ID, World
 from tests.sandbox.conftest import BotFactory, Cast, drain
@@ -135,9 +136,12 @@ async def test_get_chat_member_reports_every_status(
     assert await status(dave.id) == "restricted"
     assert await status(world.add_user("Eve").id) == "left"
     kicked = await bot.get_chat_member(chat.id, carol.id)
+    assert isinstance(kicked, ChatMemberBanned)
     assert kicked.until_date is not None and int(kicked.until_date.timestamp()) > world.now()
     restricted = await bot.get_chat_member(chat.id, dave.id)
-    assert restricted.is_member and restricted.can_send_messages and not restricted.can_pin_messages
+    assert isinstance(restricted, ChatMemberRestricted)
+    assert restricted.is_member and restricted.can_send_messages
+    assert not restricted.can_pin_messages
     assert await bot.get_chat_member_count(chat.id) == 5  # owner, bot, alice, bob, dave
 
     admins = await bot.get_chat_administrators(chat.id)
@@ -164,8 +168,12 @@ async def test_leaves_and_kicks_name_the_performer(
     world.unban(cast.owner, cast.bob, cast.chat)
     changes = [u.chat_member for u in await bot.get_updates(offset=offset) if u.chat_member]
     summary = [
-        (c.new_chat_member.user.id, c.old_chat_member.status, c.new_chat_member.status,
-         c.from_user.id)
+        (
+            c.new_chat_member.user.id,
+            c.old_chat_member.status,
+            c.new_chat_member.status,
+            c.from_user.id,
+        )
         for c in changes
     ]
     assert summary == [
@@ -196,3 +204,68 @@ async def test_anonymous_admins_act_as_group_anonymous_bot(
     kick = [u.chat_member for u in updates if u.chat_member][-1]
     assert kick.new_chat_member.status == "kicked"
     assert kick.from_user.id == GROUP_ANONYMOUS_BOT_ID
+
+
+async def test_bot_status_changes_and_bans_through_the_api(
+    world: World, cast: Cast, client: BotFactory
+) -> None:
+    bot = client(cast.sim)
+    offset = await drain(bot)
+    await bot.get_updates(offset=offset, allowed_updates=["chat_member", "my_chat_member"])
+    world.add_member(cast.chat, cast.alice)
+    assert await bot.ban_chat_member(cast.chat.id, cast.alice.id)
+    assert await bot.unban_chat_member(cast.chat.id, cast.alice.id, only_if_banned=True)
+    with pytest.raises(TelegramBadRequest, match="can't remove chat owner"):
+        await bot.ban_chat_member(cast.chat.id, cast.owner.id)
+    world.demote(cast.chat, cast.sim)
+    with pytest.raises(TelegramBadRequest, match="not enough rights to restrict"):
+        await bot.ban_chat_member(cast.chat.id, cast.alice.id)
+    await bot.leave_chat(cast.chat.id)
+
+    updates = await bot.get_updates(offset=offset)
+    seen = [
+        (u.event_type, c.new_chat_member.user.id, c.new_chat_member.status, c.from_user.id)
+        for u in updates
+        if (c := u.chat_member or u.my_chat_member) is not None
+    ]
+    assert seen == [
+        ("chat_member", cast.alice.id, "member", cast.owner.id),
+        ("chat_member", cast.alice.id, "kicked", cast.sim.id),
+        ("chat_member", cast.alice.id, "left", cast.sim.id),
+        ("my_chat_member", cast.sim.id, "member", cast.owner.id),
+        ("my_chat_member", cast.sim.id, "left", cast.sim.id),
+    ]
+
+
+async def test_get_chat_of_people_and_public_chats(
+    world: World, cast: Cast, client: BotFactory
+) -> None:
+    bot = client(cast.sim)
+    public = world.add_chat("supergroup", "Open", "open_readers", owner=cast.owner)
+    info = await bot.get_chat("@open_readers")
+    assert info.id == public.id and info.active_usernames == ["open_readers"]
+    with pytest.raises(TelegramForbiddenError, match="bot is not a member of the supergroup"):
+        await bot.send_message(public.id, "hi")
+    with pytest.raises(TelegramBadRequest, match="chat not found"):
+        await bot.get_chat(cast.alice.id)
+    world.send_text(cast.alice, cast.sim, "/start")
+    person = await bot.get_chat(cast.alice.id)
+    assert (person.type, person.first_name, person.last_name) == ("private", "Alice", "Smith")
+
+
+async def test_edits_and_channel_posts_reach_the_bot(
+    world: World, cast: Cast, client: BotFactory
+) -> None:
+    channel = world.add_chat("channel", "News", owner=cast.owner)
+    world.add_bot_to_chat(channel, cast.sim)
+    bot = client(cast.sim)
+    offset = await drain(bot)
+    said = world.send_text(cast.alice, cast.sim, "/invite")
+    world.edit_text(cast.alice, said, "/invite whatsapp")
+    world.send_text(cast.owner, channel, "Issue #12 is out")
+    updates = await bot.get_updates(offset=offset)
+    assert [u.event_type for u in updates] == ["message", "edited_message", "channel_post"]
+    edited = updates[1].edited_message
+    assert edited is not None and edited.text == "/invite whatsapp" and edited.edit_date
+    post = updates[2].channel_post
+    assert post is not None and post.sender_chat is not None and post.from_user is None

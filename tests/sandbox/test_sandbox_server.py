@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiogram import Bot, Dispatcher, F, Router
+from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     TelegramBadRequest,
     TelegramMigrateToChat,
@@ -21,7 +22,7 @@ from aiogram.filters import JOIN_TRANSITION, ChatMemberUpdatedFilter, CommandObj
 from aiogram.types import ChatMemberUpdated, Message
 
 from sandbox import DatetimeClock, SandboxServer, World
-from tests.sandbox.conftest import BotFactory, Cast, drain
+from tests.sandbox.conftest import BotFactory, Cast, LocalSession, drain
 
 
 @pytest.fixture
@@ -57,11 +58,8 @@ async def test_raw_http_forms_methods_and_errors(
 
 
 async def test_unknown_token_is_unauthorized(server: SandboxServer, world: World) -> None:
-    session_bot = Bot("42:not-registered-token-000000000000000")
-    from tests.sandbox.conftest import LocalSession
-    from aiogram.client.telegram import TelegramAPIServer
-
-    session_bot.session = LocalSession(api=TelegramAPIServer.from_base(server.url))
+    session = LocalSession(api=TelegramAPIServer.from_base(server.url))
+    session_bot = Bot("42:not-registered-token-000000000000000", session=session)
     try:
         with pytest.raises(TelegramUnauthorizedError):
             await session_bot.get_me()
