@@ -1,0 +1,627 @@
+"""Templates: every locale has every template and label, renders every branch the handlers
+reach, sends Telegram only HTML it accepts, escapes what people control, and is translated.
+
+The sample contexts below mirror what the code passes (``bots/telegram/handlers/*.py``,
+``referrals/joins.py`` ``_join_notifications``, ``referrals/service.py``
+``_confirm_notifications``): the same keys, realistic values, every branch.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jinja2 import meta
+from jinja2.runtime import Macro
+
+from bots.render import LOCALES, TEMPLATES, Renderer
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE_PACKAGES = ("bots", "referrals", "delivery", "rewards", "leaderboard")
+TELEGRAM_TAGS = {"b", "i", "u", "s", "code", "pre", "a", "blockquote", "tg-spoiler"}
+TELEGRAM_ENTITIES = {"lt", "gt", "amp", "quot"}
+MESSAGE_LIMIT = 4096  # Telegram's limit, counted after parsing: the raw HTML is an upper bound
+
+EVIL = '<b>Eve</b> & "x"'
+EVIL_ESCAPED = "&lt;b&gt;Eve&lt;/b&gt; &amp;"
+# Values people control: names, titles, labels, a typed setting name and its problem.
+USER_KEYS = ("program_title", "referrer_name", "name", "chat_title", "label", "key", "message")
+USER_LISTS = ("friends", "programs")
+
+AT = "2026-11-20T09:30:00+00:00"
+LATER = "2026-11-23T09:30:00+00:00"
+LEFT = "2026-11-24T18:05:00+00:00"
+TITLE = "Daily Brief"
+
+ERROR_CODES = (
+    "bad_label",
+    "too_many_links",
+    "program_paused",
+    "platform_unavailable",
+    "not_allowed",
+    "not_reviewable",
+    "unknown_command",
+    "private_only",
+    "group_only",
+    "program_not_found",  # engine codes without a text of their own: the generic one
+    "program_exists",
+    "error",
+)
+
+
+def _item(kind: str, state: str, reason: str | None = None, **extra: Any) -> dict[str, Any]:
+    """One receipt line as ``send_stats`` builds it (times as ISO text, via the outbox)."""
+    item = {
+        "kind": kind,
+        "name": "Bob",
+        "state": state,
+        "reason": reason,
+        "at": AT,
+        "hold_until": None,
+        "left_at": None,
+    }
+    item.update(extra)
+    return item
+
+
+RECEIPT_PAGE_1 = [
+    _item("referral", "pending", hold_until=LATER),
+    _item("referral", "held", "burst", name="Cy"),
+    _item("referral", "held", "over_cap", name=""),
+    _item("referral", "held", None, name="Dee"),
+    _item("referral", "confirmed", name="Eko"),
+    _item("referral", "confirmed", left_at=LEFT, name="Fia"),
+    _item("attempt", "not_counted", "counted_for_other", name="Gus"),
+    _item("attempt", "not_counted", "rejoin", name="Hana"),
+]
+RECEIPT_PAGE_2 = [
+    _item("referral", "rejected", "left_during_hold"),
+    _item("referral", "rejected", "removed_during_hold"),
+    _item("referral", "rejected", "self_referral"),
+    _item("referral", "rejected", "account_too_new"),
+    _item("referral", "rejected", "manual"),
+    _item("referral", "rejected", "no_link"),  # a reason without a text of its own
+]
+LONG_NAME = "Ω" * 64 + " " + "名" * 64  # Telegram first and last names are up to 64 each
+RECEIPT_LONG = [_item("referral", "pending", hold_until=LATER, name=LONG_NAME) for _ in range(8)]
+
+
+def _stats(items: list[dict[str, Any]], page: int = 1, pages: int = 1) -> dict[str, Any]:
+    return {
+        "program_title": TITLE,
+        "counted": 2,
+        "pending": 1,
+        "held": 3,
+        "rejected": 5,
+        "page": page,
+        "pages": pages,
+        "items": items,
+    }
+
+
+def _settings(**changes: Any) -> dict[str, Any]:
+    context = {
+        "program_title": TITLE,
+        "hold_hours": 72,
+        "join_mode": "bot",
+        "leave_policy": "keep",
+        "locale": "en",
+        "timezone": "UTC",
+        "human_check": False,
+        "paused": False,
+        "saved": False,
+    }
+    context.update(changes)
+    return context
+
+
+def _invite_card(**changes: Any) -> dict[str, Any]:
+    context = {
+        "program_title": TITLE,
+        "url": "https://t.me/+AbCdEf123",
+        "label": "",
+        "hold_hours": 72,
+        "counted": 3,
+        "pending": 0,
+        "held": 0,
+        "created_new": False,
+        "replaced": False,
+    }
+    context.update(changes)
+    return context
+
+
+def _notify_joined(friends: list[str], count: int, states: list[str], hold: int) -> dict[str, Any]:
+    return {
+        "program_title": TITLE,
+        "friends": friends,
+        "count": count,
+        "states": states,
+        "hold_until": LATER,
+        "hold_hours": hold,
+    }
+
+
+def _request(referrer_name: str | None) -> dict[str, Any]:
+    """``join_requested``: the underscore keys are dropped before rendering (``_public``)."""
+    return {"program_title": TITLE, "referrer_name": referrer_name}
+
+
+SAMPLES: dict[str, list[dict[str, Any]]] = {
+    "choose_program": [{"purpose": "read"}, {"purpose": "manage"}],
+    "error": [
+        *({"code": code, "key": "", "message": ""} for code in ERROR_CODES),
+        {"code": "bad_setting", "key": "hold", "message": "use hold, timezone, cap, burst or age"},
+        {"code": "bad_setting", "key": "timezone", "message": "unknown timezone 'Mars/Base'"},
+    ],
+    "forget": [{"step": "confirm"}, {"step": "done"}, {"step": "cancelled"}],
+    "friend_card": [
+        {"program_title": TITLE, "referrer_name": "Ana", "join_url": "https://t.me/dailybrief"},
+        {"program_title": TITLE, "referrer_name": "", "join_url": "https://t.me/+AbCdEf123"},
+        {"program_title": TITLE, "referrer_name": None, "join_url": None},
+    ],
+    "friend_subscribed": [
+        {"program_title": TITLE, "referrer_name": "Ana"},
+        {"program_title": TITLE, "referrer_name": None},
+    ],
+    "help": [{"manager": False}, {"manager": True}],
+    "human_check": [_request("Ana"), _request(None)],
+    "human_check_passed": [{"program_title": TITLE}],
+    "invite_card": [
+        _invite_card(),
+        _invite_card(label="whatsapp", hold_hours=0, created_new=True),
+        _invite_card(hold_hours=1, created_new=True, replaced=True, pending=2, held=1),
+        _invite_card(counted=0, pending=1),
+    ],
+    "invite_sent_privately": [{"name": "Ana"}],
+    "join_welcome": [_request("Ana"), _request(None)],
+    "lang": [{"changed": False}, {"changed": True}],
+    "link_problem": [
+        {"problem": "unknown_link"},
+        {"problem": "self_referral", "program_title": TITLE, "referrer_name": "Ana"},
+        {"problem": "already_member", "program_title": TITLE, "referrer_name": None},
+        {"problem": "already_remembered", "program_title": TITLE, "referrer_name": "Ana"},
+        {"problem": "already_remembered", "program_title": TITLE, "referrer_name": None},
+    ],
+    "no_programs": [{"purpose": "read"}, {"purpose": "manage"}],
+    "notify_confirmed": [
+        {"program_title": TITLE, "friends": ["Bob"], "count": 1, "counted": 1},
+        {"program_title": TITLE, "friends": [""], "count": 1, "counted": 4},
+        {"program_title": TITLE, "friends": ["Bob", "", "Cy"], "count": 3, "counted": 12},
+    ],
+    "notify_joined": [
+        _notify_joined(["Bob"], 1, ["pending"], 72),
+        _notify_joined([""], 1, ["pending"], 1),
+        _notify_joined(["Bob"], 1, ["confirmed"], 0),
+        _notify_joined(["Bob"], 1, ["held"], 72),
+        _notify_joined(["Bob"], 1, ["rejected"], 72),  # account too new
+        _notify_joined(["Bob", "", "Cy"], 3, ["held", "pending"], 24),
+        _notify_joined(["Bob", "Cy"], 2, ["confirmed"], 0),
+        _notify_joined(["Bob", "Cy"], 2, ["held"], 0),
+        _notify_joined([f"Friend {n}" for n in range(10)], 14, ["pending"], 48),
+    ],
+    "open_bot": [{"name": "Ana", "for_setup": False}, {"name": "Ana", "for_setup": True}],
+    "post_invite": [{"program_title": TITLE}],
+    "posted": [
+        {"ok": True, "pinned": False, "program_title": TITLE},
+        {"ok": True, "pinned": True, "program_title": TITLE},
+        {"ok": False, "pinned": False, "program_title": TITLE},
+    ],
+    "program_notice": [
+        {"program_title": TITLE, "paused": True, "reason": "lost_rights"},
+        {"program_title": TITLE, "paused": True, "reason": None},
+        {"program_title": TITLE, "paused": False, "reason": None},
+    ],
+    "program_state": [{"paused": True}, {"paused": False}],
+    "program_totals": [
+        {
+            "program_title": TITLE,
+            "paused": paused,
+            "readers": 4,
+            "confirmed": 10,
+            "pending": 3,
+            "held": 1,
+            "rejected": 2,
+            "unattributed": 25,
+        }
+        for paused in (False, True)
+    ],
+    "settings": [
+        _settings(),
+        _settings(
+            hold_hours=1,
+            join_mode="direct",
+            leave_policy="subtract",
+            locale="id",
+            timezone="Asia/Jakarta",
+            human_check=True,
+            paused=True,
+            saved=True,
+        ),
+        _settings(hold_hours=0, saved=True),
+    ],
+    "setup": [
+        {"step": "offer", "chat_title": TITLE, "missing": []},
+        {"step": "missing", "chat_title": TITLE, "missing": ["can_invite_users"]},
+        {
+            "step": "missing",
+            "chat_title": TITLE,
+            "missing": ["can_invite_users", "can_post_messages"],
+        },
+        {"step": "missing", "chat_title": "-1001234567890", "missing": ["admin"]},
+        {"step": "missing", "chat_title": TITLE, "missing": ["can_pin_messages"]},
+        {"step": "not_admin", "chat_title": TITLE},
+        {"step": "anonymous", "chat_title": TITLE},
+        {"step": "done", "program_title": TITLE, "join_mode": "bot", "hold_hours": 72},
+        {"step": "done", "program_title": TITLE, "join_mode": "direct", "hold_hours": 1},
+        {"step": "done", "program_title": TITLE, "join_mode": "direct", "hold_hours": 0},
+        {"step": "bot_mode"},
+        {"step": "owner_only"},
+    ],
+    "share_text": [{"program_title": TITLE}],
+    "stats": [
+        _stats([]),
+        _stats(RECEIPT_PAGE_1, 1, 2),
+        _stats(RECEIPT_PAGE_2, 2, 2),
+        _stats(RECEIPT_LONG, 3, 7),
+    ],
+    "welcome": [
+        {"name": "Ana", "programs": []},
+        {"name": "Ana", "programs": [TITLE]},
+        {"name": "Ana", "programs": [TITLE, "Weekend Reads", "Kopi Pagi"]},
+        {"name": "", "programs": [TITLE]},
+    ],
+}
+
+# Arguments for label macros that take some (the code passes them as ``args``).
+LABEL_ARGS: dict[str, list[dict[str, Any]]] = {
+    "setup": [{"title": TITLE}, {"title": ""}],
+    "program": [{"title": TITLE}],
+    "hold": [{"hours": 0}, {"hours": 72}],
+    "join_mode": [{"mode": "bot"}, {"mode": "direct"}],
+    "leave_policy": [{"policy": "keep"}, {"policy": "subtract"}],
+    "locale": [{"code": "en"}, {"code": "id"}],
+    "human_check_toggle": [{"on": True}, {"on": False}],
+}
+# Labels that are the same in every language (brand names, a title).
+UNTRANSLATED_LABELS = {"share_whatsapp", "share_x", "program"}
+
+CASES = [(name, i) for name, samples in SAMPLES.items() for i in range(len(samples))]
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    return Renderer()
+
+
+def _render(renderer: Renderer, locale: str, name: str, i: int) -> str:
+    return renderer.text(locale, name, **SAMPLES[name][i])
+
+
+def _source(locale: str, name: str) -> str:
+    return (TEMPLATES / locale / f"{name}.html.j2").read_text(encoding="utf-8")
+
+
+def _macros(renderer: Renderer, locale: str) -> dict[str, Macro]:
+    module = renderer.env.get_template(f"{locale}/labels.html.j2").module
+    return {key: value for key, value in vars(module).items() if isinstance(value, Macro)}
+
+
+class _TelegramHTML(HTMLParser):
+    """Collects what Telegram's HTML parse mode would refuse."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.open: list[str] = []
+        self.problems: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in TELEGRAM_TAGS:
+            self.problems.append(f"tag <{tag}>")
+        if tag == "a" and not dict(attrs).get("href"):
+            self.problems.append("<a> without href")
+        self.open.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.problems.append(f"self-closing <{tag}/>")
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.open or self.open[-1] != tag:
+            self.problems.append(f"</{tag}> closes {self.open[-1:] or 'nothing'}")
+        else:
+            self.open.pop()
+
+    def handle_entityref(self, name: str) -> None:
+        if name not in TELEGRAM_ENTITIES:
+            self.problems.append(f"entity &{name};")
+
+    def handle_data(self, data: str) -> None:
+        for char in "<>&":
+            if char in data:
+                self.problems.append(f"bare {char!r} in {data!r}")
+
+    def handle_comment(self, data: str) -> None:
+        self.problems.append("comment")
+
+    def handle_decl(self, decl: str) -> None:
+        self.problems.append(f"declaration {decl!r}")
+
+
+def _html_problems(text: str) -> list[str]:
+    parser = _TelegramHTML()
+    parser.feed(text)
+    parser.close()
+    if parser.open:
+        parser.problems.append(f"unclosed {parser.open}")
+    return parser.problems
+
+
+def _with_evil(context: dict[str, Any]) -> dict[str, Any]:
+    """The context with every non-empty value a person controls replaced by ``EVIL``."""
+    changed = dict(context)
+    for key in USER_KEYS:
+        if isinstance(changed.get(key), str) and changed[key]:
+            changed[key] = EVIL
+    for key in USER_LISTS:
+        if key in changed:
+            changed[key] = [EVIL if value else value for value in changed[key]]
+    if "items" in changed:
+        changed["items"] = [
+            {**item, "name": EVIL if item["name"] else ""} for item in changed["items"]
+        ]
+    return changed
+
+
+def _used_in_code() -> tuple[set[str], list[tuple[str, tuple[str, ...] | None, str]]]:
+    """Template names and button labels the code names as literals.
+
+    Templates: the argument of ``reply.here/to_user/send/edit``, ``renderer.text`` and the
+    outbox's ``message(...)``; ``reply.error`` answers with ``error``. Labels: dict literals
+    with a ``"label"`` key (argument names from a literal ``"args"``), and the settings
+    screen's ``button(label, key, **args)`` helper.
+    """
+    position = {"here": 0, "to_user": 1, "send": 2, "edit": 2, "text": 1}
+    templates: set[str] = set()
+    labels: list[tuple[str, tuple[str, ...] | None, str]] = []
+    for package in SOURCE_PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            where = str(path.relative_to(ROOT))
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call):
+                    func = node.func
+                    index = None
+                    if isinstance(func, ast.Attribute) and func.attr in position:
+                        index = position[func.attr]
+                    elif isinstance(func, ast.Name) and func.id == "message":
+                        index = 3
+                    if index is not None and len(node.args) > index:
+                        arg = node.args[index]
+                        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                            templates.add(arg.value)
+                    if (
+                        isinstance(func, ast.Attribute)
+                        and func.attr == "error"
+                        and isinstance(func.value, ast.Name)
+                        and func.value.id == "reply"
+                    ):
+                        templates.add("error")
+                    if isinstance(func, ast.Name) and func.id == "button" and node.args:
+                        first = node.args[0]
+                        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                            names = tuple(sorted(k.arg for k in node.keywords if k.arg))
+                            labels.append((first.value, names, where))
+                elif isinstance(node, ast.Dict):
+                    spec = {
+                        key.value: value
+                        for key, value in zip(node.keys, node.values, strict=True)
+                        if isinstance(key, ast.Constant) and isinstance(key.value, str)
+                    }
+                    label = spec.get("label")
+                    if not (isinstance(label, ast.Constant) and isinstance(label.value, str)):
+                        continue
+                    args = spec.get("args")
+                    if args is None:
+                        arg_names: tuple[str, ...] | None = ()
+                    elif isinstance(args, ast.Dict) and all(
+                        isinstance(k, ast.Constant) for k in args.keys
+                    ):
+                        arg_names = tuple(
+                            sorted(k.value for k in args.keys if isinstance(k, ast.Constant))
+                        )
+                    else:
+                        arg_names = None  # built at run time: not checked here
+                    labels.append((label.value, arg_names, where))
+    return templates, labels
+
+
+# --- the same templates and labels everywhere ----------------------------------------------
+
+
+def test_every_locale_has_the_same_templates(renderer: Renderer) -> None:
+    names = renderer.names()
+    assert set(names) == set(LOCALES)
+    for locale in LOCALES:
+        assert names[locale] == names["en"], locale
+
+
+def test_samples_cover_every_template(renderer: Renderer) -> None:
+    for locale, names in renderer.names().items():
+        assert set(SAMPLES) == names - {"labels"}, locale
+
+
+def test_labels_define_the_same_macros_everywhere(renderer: Renderer) -> None:
+    english = {name: macro.arguments for name, macro in _macros(renderer, "en").items()}
+    assert len(english) > 10
+    for locale in LOCALES:
+        found = {name: macro.arguments for name, macro in _macros(renderer, locale).items()}
+        assert found == english, locale
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_locales_use_the_same_variables_and_logic(renderer: Renderer, name: str) -> None:
+    def shape(locale: str) -> tuple[set[str], list[str]]:
+        source = _source(locale, name)
+        variables = meta.find_undeclared_variables(renderer.env.parse(source))
+        statements = [
+            " ".join(tag.split()) for tag in re.findall(r"{%-?\s*(.*?)\s*-?%}", source, re.S)
+        ]
+        return variables, statements
+
+    english = shape("en")
+    for locale in LOCALES:
+        assert shape(locale) == english, locale
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_samples_reach_every_compared_value(name: str) -> None:
+    """Each ``x == "value"`` and ``"value" in x`` of a template has a sample that has it."""
+    source = _source("en", name)
+    wanted = re.findall(r"([a-z_]+(?:\.[a-z_]+)?) == \"([^\"]*)\"", source)
+    wanted += [(var, value) for value, var in re.findall(r"\"([^\"]+)\" in ([a-z_]+)", source)]
+    assert wanted or name not in ("error", "setup", "stats", "link_problem", "forget")
+
+    def values(var: str, context: dict[str, Any]) -> list[Any]:
+        if var.startswith("item."):
+            return [item[var.removeprefix("item.")] for item in context.get("items", [])]
+        if var == "right":
+            return list(context.get("missing", []))
+        value = context.get(var)
+        return list(value) if isinstance(value, list) else [value]
+
+    for var, value in wanted:
+        assert any(value in values(var, sample) for sample in SAMPLES[name]), (var, value)
+
+
+# --- every branch renders, as HTML Telegram accepts ----------------------------------------
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize(("name", "i"), CASES)
+def test_renders_telegram_html(renderer: Renderer, locale: str, name: str, i: int) -> None:
+    text = _render(renderer, locale, name, i)
+    assert text.strip(), "empty message"
+    assert "None" not in text, text
+    assert _html_problems(text) == [], text
+    assert len(text) <= MESSAGE_LIMIT
+    assert "\n\n\n" not in text, "more than one blank line"
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_a_full_stats_page_fits_one_message(renderer: Renderer, locale: str) -> None:
+    text = renderer.text(locale, "stats", **_stats(RECEIPT_LONG, 3, 7))
+    assert text.count(LONG_NAME) == len(RECEIPT_LONG)
+    assert len(text) <= MESSAGE_LIMIT
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_stats_shows_every_line_in_order(renderer: Renderer, locale: str) -> None:
+    text = renderer.text(locale, "stats", **_stats(RECEIPT_PAGE_1, 1, 2))
+    lines = [line for line in text.splitlines() if "<b>" in line and " — " in line]
+    assert len(lines) == len(RECEIPT_PAGE_1) + 1  # the heading, then one line per item
+    assert "2026-11-20 09:30 UTC" in text and "2026-11-23 09:30 UTC" in text
+    assert "2026-11-24 18:05 UTC" in text
+    assert "1" in text.splitlines()[-1] and "2" in text.splitlines()[-1]  # page 1 of 2
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_labels_render_as_plain_text(renderer: Renderer, locale: str) -> None:
+    for name, macro in _macros(renderer, locale).items():
+        assert set(macro.arguments) == set(LABEL_ARGS.get(name, [{}])[0]), name
+        for args in LABEL_ARGS.get(name, [{}]):
+            label = renderer.label(locale, name, **args)
+            if args.get("title") == "":
+                continue
+            assert label and "\n" not in label, (name, label)
+            assert not re.search(r"&(#\d+|#x[0-9a-f]+|[a-z]+);", label, re.I), (name, label)
+            assert len(label) <= 64, (name, label)
+
+
+# --- what people control stays text --------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "i"), CASES)
+def test_user_values_are_escaped(renderer: Renderer, name: str, i: int) -> None:
+    context = _with_evil(SAMPLES[name][i])
+    shown = {}
+    for locale in LOCALES:
+        text = renderer.text(locale, name, **context)
+        assert "<b>Eve</b>" not in text and 'Eve</b> & "x"' not in text, locale
+        assert _html_problems(text) == [], (locale, text)
+        shown[locale] = EVIL_ESCAPED in text
+    # A translation shows the same people's values as English does.
+    assert len(set(shown.values())) == 1, shown
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_each_template_with_user_values_shows_them_escaped(renderer: Renderer, name: str) -> None:
+    samples = [_with_evil(sample) for sample in SAMPLES[name]]
+    if not any(EVIL in str(sample) for sample in samples):
+        pytest.skip("no value a person controls")
+    for locale in LOCALES:
+        texts = [renderer.text(locale, name, **sample) for sample in samples]
+        assert any(EVIL_ESCAPED in text for text in texts), locale
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_labels_keep_user_values_as_plain_text(renderer: Renderer, locale: str) -> None:
+    assert renderer.label(locale, "program", title=EVIL) == EVIL
+    label = renderer.label(locale, "setup", title=EVIL)
+    assert EVIL in label and "&lt;" not in label and "&amp;" not in label
+
+
+# --- translated, not copied ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "i"), CASES)
+def test_indonesian_differs_from_english(renderer: Renderer, name: str, i: int) -> None:
+    english = _render(renderer, "en", name, i)
+    for locale in LOCALES:
+        if locale != "en":
+            assert _render(renderer, locale, name, i) != english, (locale, english)
+
+
+def test_indonesian_labels_differ_from_english(renderer: Renderer) -> None:
+    for name in _macros(renderer, "en"):
+        for args in LABEL_ARGS.get(name, [{}]):
+            english = renderer.label("en", name, **args)
+            for locale in LOCALES:
+                if locale == "en" or name in UNTRANSLATED_LABELS:
+                    continue
+                assert renderer.label(locale, name, **args) != english, (locale, name, args)
+
+
+def test_lang_names_its_own_language(renderer: Renderer) -> None:
+    assert "English" in renderer.text("en", "lang", changed=True)
+    assert "Bahasa Indonesia" in renderer.text("id", "lang", changed=True)
+
+
+def test_friend_card_names_the_join_button(renderer: Renderer) -> None:
+    for locale in LOCALES:
+        text = renderer.text(locale, "friend_card", **SAMPLES["friend_card"][0])
+        assert f"<b>{renderer.label(locale, 'join')}</b>" in text, locale
+
+
+# --- what the code asks for exists ---------------------------------------------------------
+
+
+def test_every_template_the_code_uses_exists(renderer: Renderer) -> None:
+    used, _ = _used_in_code()
+    assert {"invite_card", "notify_joined", "notify_confirmed", "error", "stats"} <= used
+    for locale, names in renderer.names().items():
+        assert used <= names, (locale, sorted(used - names))
+    assert used <= set(SAMPLES), sorted(used - set(SAMPLES))
+
+
+def test_every_button_label_the_code_uses_exists(renderer: Renderer) -> None:
+    _, labels = _used_in_code()
+    assert {"join", "open_bot", "share_telegram", "hold", "setup"} <= {x[0] for x in labels}
+    for locale in LOCALES:
+        macros = _macros(renderer, locale)
+        for label, arg_names, where in labels:
+            assert label in macros, (locale, label, where)
+            if arg_names is not None:
+                assert tuple(sorted(macros[label].arguments)) == arg_names, (label, where)
