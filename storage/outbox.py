@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.queries import chunks, dialect_insert
+from storage.queries import dialect_insert, execute_many
 from storage.schema import inbox, outbox, people, programs
 
 
@@ -31,15 +31,12 @@ async def enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> i
         }
         for row in rows
     ]
-    added = 0
-    for part in chunks(prepared):
-        stmt = (
-            dialect_insert(conn, outbox)
-            .values(list(part))
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        )
-        added += (await conn.execute(stmt)).rowcount or 0
-    return added
+    stmt = (
+        dialect_insert(conn, outbox)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(outbox.c.id)
+    )
+    return len(await execute_many(conn, stmt, prepared))
 
 
 async def expire_overdue(conn: AsyncConnection, now: datetime) -> int:

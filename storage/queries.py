@@ -56,6 +56,19 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+async def execute_many(
+    conn: AsyncConnection, stmt: Any, rows: Sequence[Mapping[str, Any]]
+) -> list[Any]:
+    """Run ``stmt`` once per row as one executemany: the statement is compiled once (and
+    cached), and SQLAlchemy's "insertmanyvalues" sends the rows as a few multi-row
+    statements, so a batch costs a few round trips whatever its size. Returns the
+    RETURNING rows, if any. Every row must have the same keys."""
+    if not rows:
+        return []
+    result = await conn.execute(stmt, list(rows))
+    return list(result.all()) if result.returns_rows else []
+
+
 def pair_filters(first: Any, second: Any, keys: Iterable[tuple[Any, Any]]) -> Iterable[Any]:
     """``first = a AND second IN (...)`` per distinct ``a``, in chunks.
 
@@ -162,23 +175,24 @@ async def upsert_people(
     """
     if not rows:
         return
-    for part in chunks(rows):
-        stmt = dialect_insert(conn, members).values(list(part))
-        changes: dict[str, Any] = {
-            "display_name": stmt.excluded.display_name,
-            "username": stmt.excluded.username,
-        }
-        if joined:
-            changes.update(
-                is_member=True,
-                last_joined_at=stmt.excluded.last_joined_at,
-                first_joined_at=func.coalesce(
-                    members.c.first_joined_at, stmt.excluded.first_joined_at
-                ),
-            )
-        await conn.execute(
-            stmt.on_conflict_do_update(index_elements=["program_id", "user_id"], set_=changes)
+    stmt = dialect_insert(conn, members)
+    changes: dict[str, Any] = {
+        "display_name": stmt.excluded.display_name,
+        "username": stmt.excluded.username,
+    }
+    if joined:
+        changes.update(
+            is_member=True,
+            last_joined_at=stmt.excluded.last_joined_at,
+            first_joined_at=func.coalesce(
+                members.c.first_joined_at, stmt.excluded.first_joined_at
+            ),
         )
+    await execute_many(
+        conn,
+        stmt.on_conflict_do_update(index_elements=["program_id", "user_id"], set_=changes),
+        rows,
+    )
 
 
 async def set_member_left(
@@ -314,16 +328,12 @@ async def insert_referrals(
     conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]
 ) -> set[tuple[int, int]]:
     """Insert referrals, skipping people already counted; returns the keys inserted."""
-    inserted: set[tuple[int, int]] = set()
-    for part in chunks(rows):
-        stmt = (
-            dialect_insert(conn, referrals)
-            .values(list(part))
-            .on_conflict_do_nothing(index_elements=["program_id", "referred_id"])
-            .returning(referrals.c.program_id, referrals.c.referred_id)
-        )
-        inserted.update((pid, rid) for pid, rid in (await conn.execute(stmt)).all())
-    return inserted
+    stmt = (
+        dialect_insert(conn, referrals)
+        .on_conflict_do_nothing(index_elements=["program_id", "referred_id"])
+        .returning(referrals.c.program_id, referrals.c.referred_id)
+    )
+    return {(pid, rid) for pid, rid in await execute_many(conn, stmt, rows)}
 
 
 async def transition_referrals(
@@ -445,13 +455,10 @@ async def existing_event_keys(
 
 
 async def insert_join_attempts(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
-    for part in chunks(rows):
-        stmt = (
-            dialect_insert(conn, join_attempts)
-            .values(list(part))
-            .on_conflict_do_nothing(index_elements=["program_id", "event_key"])
-        )
-        await conn.execute(stmt)
+    stmt = dialect_insert(conn, join_attempts).on_conflict_do_nothing(
+        index_elements=["program_id", "event_key"]
+    )
+    await execute_many(conn, stmt, rows)
 
 
 async def counts_by_keys(
@@ -489,25 +496,21 @@ async def apply_count_deltas(
             row["window_started_at"] = started
             row["window_joins"] = joins
         rows.append(row)
-    counted: dict[tuple[int, int], int] = {}
-    for part in chunks(rows):
-        stmt = dialect_insert(conn, referrer_counts).values(list(part))
-        changes: dict[str, Any] = {
-            name: getattr(referrer_counts.c, name) + getattr(stmt.excluded, name)
-            for name in COUNT_FIELDS
-        }
-        changes["updated_at"] = stmt.excluded.updated_at
-        if windows is not None:
-            changes["window_started_at"] = stmt.excluded.window_started_at
-            changes["window_joins"] = stmt.excluded.window_joins
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["program_id", "referrer_id"], set_=changes
-        ).returning(
-            referrer_counts.c.program_id, referrer_counts.c.referrer_id, referrer_counts.c.counted
-        )
-        for pid, rid, value in (await conn.execute(stmt)).all():
-            counted[(pid, rid)] = value
-    return counted
+    stmt = dialect_insert(conn, referrer_counts)
+    changes: dict[str, Any] = {
+        name: getattr(referrer_counts.c, name) + getattr(stmt.excluded, name)
+        for name in COUNT_FIELDS
+    }
+    changes["updated_at"] = stmt.excluded.updated_at
+    if windows is not None:
+        changes["window_started_at"] = stmt.excluded.window_started_at
+        changes["window_joins"] = stmt.excluded.window_joins
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["program_id", "referrer_id"], set_=changes
+    ).returning(
+        referrer_counts.c.program_id, referrer_counts.c.referrer_id, referrer_counts.c.counted
+    )
+    return {(pid, rid): value for pid, rid, value in await execute_many(conn, stmt, rows)}
 
 
 async def counts_of(conn: AsyncConnection, program_id: int, referrer_id: int) -> RowMapping | None:
@@ -528,8 +531,7 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]
         {**row, "data": json.dumps(row["data"], sort_keys=True) if row.get("data") else None}
         for row in rows
     ]
-    for part in chunks(prepared):
-        await conn.execute(events.insert().values(list(part)))
+    await execute_many(conn, events.insert(), prepared)
 
 
 async def receipt_page(
