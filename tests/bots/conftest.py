@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,17 +72,20 @@ class Harness:
             await asyncio.wait_for(self.task, 15)
 
 
-@pytest_asyncio.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+@asynccontextmanager
+async def running_harness(tmp_path: Path, **settings: Any) -> AsyncIterator[Harness]:
+    """A started harness; ``settings`` adds to the bot's settings (e.g. ``telegram_owners``).
+    The ``harness`` fixture is this with no additions."""
     clock = FakeClock()
     world = World(clock=DatetimeClock(clock), seed=7, rate_limits=RateLimits(enabled=False))
     bot = world.add_bot("loopbot", "Loop")
     server = SandboxServer(world)
     await server.start()
-    settings = Settings(
+    app_settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'bot.db'}",
         telegram_token=bot.token,
         telegram_api_url=server.url,
+        **settings,
     )
     # Our own limiter is opened wide here; tests of the limits build their own.
     limits = Limits(
@@ -93,7 +97,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         chat_burst=10_000,
     )
     app = Application(
-        settings, clock=clock, limits=limits, poll_timeout=1, retry_delays=(0.0, 0.0)
+        app_settings, clock=clock, limits=limits, poll_timeout=1, retry_delays=(0.0, 0.0)
     )
     await upgrade(app.db)
     h = Harness(world, server, bot, app, clock, asyncio.Event())
@@ -104,6 +108,12 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         await h.stop_bot()
         await app.close()
         await server.stop()
+
+
+@pytest_asyncio.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    async with running_harness(tmp_path) as h:
+        yield h
 
 
 @pytest.fixture
