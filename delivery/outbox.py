@@ -119,6 +119,7 @@ class DrainReport:
 
 
 MAX_PER_TARGET_PER_DRAIN = 3
+FORGET_IDLE_ABOVE = 10_000  # limiter entries kept before idle ones are dropped
 GONE = (UnreachableReason.BLOCKED, UnreachableReason.ACCOUNT_GONE)
 
 
@@ -192,10 +193,14 @@ class Outbox:
                 skipped.extend(r["id"] for r in rows[position:])
                 rate_wait = min(rate_wait, global_wait)
                 break
-            target_wait = self.limiter.target_wait(row["target_kind"], row["target_id"])
-            if target_wait > 0 or row["platform"] not in self._senders:
+            if row["platform"] not in self._senders:
                 skipped.append(row["id"])
-                rate_wait = min(rate_wait, target_wait if target_wait > 0 else 1.0)
+                rate_wait = min(rate_wait, 1.0)
+                continue
+            target_wait = self.limiter.target_wait(row["target_kind"], row["target_id"])
+            if target_wait > 0:
+                skipped.append(row["id"])
+                rate_wait = min(rate_wait, target_wait)
                 continue
             self.limiter.take(row["target_kind"], row["target_id"])
             chosen[(row["platform"], row["target_kind"], row["target_id"])].append(row)
@@ -206,11 +211,13 @@ class Outbox:
         retry: list[tuple[int, datetime, bool, str]] = []
         failed: list[tuple[int, str]] = []
         gone: dict[str, list[int]] = defaultdict(list)
+        throttled: dict[tuple[str, int], float] = {}
         for row, outcome in (pair for group in outcomes for pair in group):
             if isinstance(outcome, Delivered):
                 sent.append((row["id"], outcome.message_id))
             elif isinstance(outcome, RetryAfter):
-                self.limiter.close(row["target_kind"], row["target_id"], outcome.seconds)
+                target = (row["target_kind"], row["target_id"])
+                throttled[target] = max(throttled.get(target, 0.0), outcome.seconds)
                 when = now + timedelta(seconds=outcome.seconds)
                 retry.append((row["id"], when, False, f"retry after {outcome.seconds:g}s"))
                 rate_wait = min(rate_wait, outcome.seconds)
@@ -229,6 +236,12 @@ class Outbox:
                 else:
                     backoff = min(300.0, 2.0**attempts)
                     retry.append((row["id"], now + timedelta(seconds=backoff), True, detail))
+        for (kind, target_id), seconds in throttled.items():
+            self.limiter.close(kind, target_id, seconds)
+        if len(throttled) > 1:
+            # Several chats were refused at once: the bot as a whole is over its limit,
+            # so everything pauses for the shortest wait instead of earning more 429s.
+            self.limiter.close_all(min(throttled.values()))
         async with self._db.write() as conn:
             await store.settle(conn, sent, retry, failed, self._clock.now())
             await store.release(conn, skipped)
@@ -243,18 +256,30 @@ class Outbox:
     async def _send_in_order(
         self, group: list[dict[str, Any]]
     ) -> list[tuple[dict[str, Any], SendResult]]:
-        """Rows for one chat go out one after another, in priority order."""
+        """Rows for one chat go out one after another, in priority order. Each row was
+        taken from the limiter; it is reported as sent once its call was made, or as
+        cancelled if it never was."""
         results: list[tuple[dict[str, Any], SendResult]] = []
-        for index, row in enumerate(group):
-            async with self._in_flight:
-                outcome = await self._send(row)
-            results.append((row, outcome))
-            if isinstance(outcome, RetryAfter):
-                # the chat is closed: the rest of this group waits as well
-                results.extend(
-                    (later, RetryAfter(outcome.seconds)) for later in group[index + 1 :]
-                )
-                break
+        kind, target = group[0]["target_kind"], group[0]["target_id"]
+        made = 0
+        try:
+            for index, row in enumerate(group):
+                async with self._in_flight:
+                    try:
+                        outcome = await self._send(row)
+                    finally:
+                        made += 1
+                        self.limiter.sent(kind, target)
+                results.append((row, outcome))
+                if isinstance(outcome, RetryAfter):
+                    # the chat is closed: the rest of this group waits as well
+                    results.extend(
+                        (later, RetryAfter(outcome.seconds)) for later in group[index + 1 :]
+                    )
+                    break
+        finally:
+            for _ in group[made:]:
+                self.limiter.cancel(kind, target)
         return results
 
     async def _send(self, row: dict[str, Any]) -> SendResult:
@@ -283,6 +308,8 @@ class Outbox:
         """Drain until ``stop`` is set, sleeping only while nothing can be sent."""
         while not stop.is_set():
             self._wake.clear()
+            if len(self.limiter) > FORGET_IDLE_ABOVE:
+                self.limiter.forget_idle()
             try:
                 report = await self.drain_once()
             except asyncio.CancelledError:
