@@ -286,9 +286,9 @@ async def decide_joins(conn: AsyncConnection, batch: Sequence[JoinEvent]) -> lis
             key: (state.window_started_at, state.window_joins) for key, state in referrers.items()
         }
         with_window = {key: deltas.pop(key, {}) for key in referrers}
-        await q.apply_count_deltas(conn, with_window, _latest(batch), windows)
+        await q.apply_count_deltas(conn, with_window, _latest(batch), windows, returning=False)
     if deltas:
-        await q.apply_count_deltas(conn, deltas, _latest(batch))
+        await q.apply_count_deltas(conn, deltas, _latest(batch), returning=False)
     await q.insert_join_attempts(conn, attempts)
     await q.insert_events(conn, events)
     await store_outbox.enqueue(

@@ -16,9 +16,15 @@ def clean_name(value: str | None, max_length: int = 64) -> str:
     if not value:
         return ""
     value = value[: max_length * 8]  # a 10 KB name is cut before any work is done on it
-    value = unicodedata.normalize("NFC", value)
-    kept = "".join(ch for ch in value if unicodedata.category(ch) not in _DROP)
-    kept = _SPACES.sub(" ", kept).strip()
+    if value.isprintable() and unicodedata.is_normalized("NFC", value):
+        # The common case, checked in C: no controls, format or unassigned characters and no
+        # whitespace but plain spaces (str.isprintable), already NFC.
+        kept = value if "  " not in value else _SPACES.sub(" ", value)
+        kept = kept.strip()
+    else:
+        value = unicodedata.normalize("NFC", value)
+        kept = "".join(ch for ch in value if unicodedata.category(ch) not in _DROP)
+        kept = _SPACES.sub(" ", kept).strip()
     if len(kept) > max_length:
         kept = kept[: max_length - 1].rstrip() + "…"
     return kept

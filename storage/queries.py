@@ -3,6 +3,7 @@ service) owns the transaction. Multi-row statements keep round trips per batch c
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -46,7 +47,11 @@ CHUNK = 500
 
 
 def dialect_insert(conn: AsyncConnection, table: Table) -> Any:
-    if conn.dialect.name == "sqlite":
+    return _dialect_insert(conn.dialect.name, table)
+
+
+def _dialect_insert(dialect: str, table: Table) -> Any:
+    if dialect == "sqlite":
         return sqlite.insert(table)
     return postgresql.insert(table)
 
@@ -173,9 +178,14 @@ async def upsert_people(
     Each row: program_id, user_id, display_name, username, first_seen_at and, when
     ``joined``, last_joined_at. Keys must be unique within ``rows``.
     """
-    if not rows:
-        return
-    stmt = dialect_insert(conn, members)
+    if rows:
+        await execute_many(conn, _upsert_people_stmt(conn.dialect.name, joined), rows)
+
+
+@functools.cache
+def _upsert_people_stmt(dialect: str, joined: bool) -> Any:
+    # Built once per dialect: building ``excluded`` costs more than running the statement.
+    stmt = _dialect_insert(dialect, members)
     changes: dict[str, Any] = {
         "display_name": stmt.excluded.display_name,
         "username": stmt.excluded.username,
@@ -188,11 +198,7 @@ async def upsert_people(
                 members.c.first_joined_at, stmt.excluded.first_joined_at
             ),
         )
-    await execute_many(
-        conn,
-        stmt.on_conflict_do_update(index_elements=["program_id", "user_id"], set_=changes),
-        rows,
-    )
+    return stmt.on_conflict_do_update(index_elements=["program_id", "user_id"], set_=changes)
 
 
 async def set_member_left(
@@ -479,10 +485,13 @@ async def apply_count_deltas(
     deltas: Mapping[tuple[int, int], Mapping[str, int]],
     now: datetime,
     windows: Mapping[tuple[int, int], tuple[datetime | None, int]] | None = None,
+    *,
+    returning: bool = True,
 ) -> dict[tuple[int, int], int]:
     """Add ``deltas`` to referrer counts atomically (one upsert per chunk, keys sorted so
     concurrent batches on PostgreSQL lock rows in the same order). ``windows`` sets the
-    burst window of those keys. Returns each key's ``counted`` after the change."""
+    burst window of those keys. Returns each key's ``counted`` after the change (empty
+    with ``returning=False``, which spares the hot join path a RETURNING)."""
     if not deltas:
         return {}
     rows = []
@@ -496,21 +505,28 @@ async def apply_count_deltas(
             row["window_started_at"] = started
             row["window_joins"] = joins
         rows.append(row)
-    stmt = dialect_insert(conn, referrer_counts)
+    stmt = _count_deltas_stmt(conn.dialect.name, windows is not None, returning)
+    found = await execute_many(conn, stmt, rows)
+    return {(pid, rid): value for pid, rid, value in found}
+
+
+@functools.cache
+def _count_deltas_stmt(dialect: str, with_windows: bool, returning: bool) -> Any:
+    stmt = _dialect_insert(dialect, referrer_counts)
     changes: dict[str, Any] = {
         name: getattr(referrer_counts.c, name) + getattr(stmt.excluded, name)
         for name in COUNT_FIELDS
     }
     changes["updated_at"] = stmt.excluded.updated_at
-    if windows is not None:
+    if with_windows:
         changes["window_started_at"] = stmt.excluded.window_started_at
         changes["window_joins"] = stmt.excluded.window_joins
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["program_id", "referrer_id"], set_=changes
-    ).returning(
-        referrer_counts.c.program_id, referrer_counts.c.referrer_id, referrer_counts.c.counted
-    )
-    return {(pid, rid): value for pid, rid, value in await execute_many(conn, stmt, rows)}
+    stmt = stmt.on_conflict_do_update(index_elements=["program_id", "referrer_id"], set_=changes)
+    if returning:
+        stmt = stmt.returning(
+            referrer_counts.c.program_id, referrer_counts.c.referrer_id, referrer_counts.c.counted
+        )
+    return stmt
 
 
 async def counts_of(conn: AsyncConnection, program_id: int, referrer_id: int) -> RowMapping | None:
@@ -747,3 +763,72 @@ async def program_totals(conn: AsyncConnection, program_id: int) -> dict[str, in
         "rejected": int(sums[4]),
         "unattributed": int(unattributed),
     }
+
+
+# --- join requests: re-requests and settling (membership events) ------------------------
+
+
+async def join_request(conn: AsyncConnection, program_id: int, user_id: int) -> RowMapping | None:
+    """A person's recorded join request of a program (the latest one), or None."""
+    result = await conn.execute(
+        select(join_requests).where(
+            join_requests.c.program_id == program_id, join_requests.c.user_id == user_id
+        )
+    )
+    return result.mappings().first()
+
+
+async def reopen_join_request(
+    conn: AsyncConnection, program_id: int, user_id: int, values: Mapping[str, Any]
+) -> None:
+    """A new request of someone whose earlier request was settled: it replaces that one."""
+    await conn.execute(
+        update(join_requests)
+        .where(join_requests.c.program_id == program_id, join_requests.c.user_id == user_id)
+        .values(**values)
+    )
+
+
+async def unsettled_join_requests(
+    conn: AsyncConnection, now: datetime, young_since: datetime, limit: int = 500
+) -> list[RowMapping]:
+    """Requests awaiting a human check that are due (``check_until <= now``) or young
+    (requested after ``young_since``: their check may already have failed)."""
+    result = await conn.execute(
+        select(join_requests)
+        .where(
+            join_requests.c.state == "awaiting_check",
+            or_(join_requests.c.check_until <= now, join_requests.c.requested_at > young_since),
+        )
+        .order_by(join_requests.c.check_until, join_requests.c.program_id, join_requests.c.user_id)
+        .limit(limit)
+    )
+    return list(result.mappings())
+
+
+async def postpone_join_request(
+    conn: AsyncConnection, program_id: int, user_id: int, until: datetime
+) -> None:
+    """Look at an awaiting request again only at ``until``."""
+    await conn.execute(
+        update(join_requests)
+        .where(
+            join_requests.c.program_id == program_id,
+            join_requests.c.user_id == user_id,
+            join_requests.c.state == "awaiting_check",
+        )
+        .values(check_until=until)
+    )
+
+
+async def outbox_states(conn: AsyncConnection, keys: Sequence[str]) -> dict[str, str]:
+    """The state of outbox rows by idempotency key (keys without a row are left out)."""
+    found: dict[str, str] = {}
+    for part in chunks(sorted(set(keys))):
+        rows = await conn.execute(
+            select(outbox.c.idempotency_key, outbox.c.state).where(
+                outbox.c.idempotency_key.in_(list(part))
+            )
+        )
+        found.update({key: state for key, state in rows.tuples()})
+    return found
