@@ -259,6 +259,10 @@ class Receipt:
     page: int
     pages: int
     total: int
+    # Entries that do not count, on every page: rejected referrals, joins not counted,
+    # and (when the program subtracts leavers) confirmed friends who left. With the
+    # counted, pending and held counts it adds up to ``total``.
+    not_counted: int = 0
 
 
 @dataclass(frozen=True, slots=True)

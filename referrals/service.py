@@ -8,7 +8,7 @@ import logging
 import re
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -109,6 +109,23 @@ def _counts(row: Mapping[Any, Any] | None) -> Counts:
         left=row["left"],
         counted=row["counted"],
     )
+
+
+def human_check_key(program_id: int, user_id: int, requested_at: datetime) -> str:
+    """The outbox key of the human-check DM of one join request (one check per request)."""
+    return f"check:{program_id}:{user_id}:{int(ensure_utc(requested_at).timestamp())}"
+
+
+@dataclass(frozen=True, slots=True)
+class PassedCheck:
+    """A human check passed: the request is to be approved (after a welcome, while the DM
+    window of the request is open). ``approved_now`` is False for a second press."""
+
+    program: Program
+    requested_at: datetime
+    referrer_id: int | None
+    referrer_name: str | None
+    approved_now: bool
 
 
 class ReferralService:
@@ -516,10 +533,17 @@ class ReferralService:
         self, program_id: int, person: Person, at: datetime, link: str | None
     ) -> JoinRequestOutcome:
         """Someone asked to join through a join-request link. The reader whose link it is
-        is remembered for them; the request is approved now, or after a human check when
-        the program asks for one. A declined request or failed check takes no slot."""
+        is remembered for them; the request is to be approved now (``APPROVE``), or after
+        the one-button human check when the program asks for one (``CHECK``) and the check
+        can still reach them: inside the DM window (``at`` + 4 minutes) and not blocked.
+
+        A re-delivered request gets the answer it got the first time (a pending check stays
+        a check); ``ALREADY`` means it was settled (declined) before: nothing more to do. A
+        new request after a settled one starts over. A declined request or a failed check
+        takes no slot."""
         at = ensure_utc(at)
         program = await self.get_program(program_id)
+        now = self._clock.now()
         async with self._db.write() as conn:
             referrer_id: int | None = None
             link_id: int | None = None
@@ -533,62 +557,114 @@ class ReferralService:
                 await q.remember_referrer(
                     conn, program_id, person.user_id, referrer_id, link_id or 0, at
                 )
-            check = program.human_check
-            first = await q.upsert_join_request(
-                conn,
-                {
-                    "program_id": program_id,
-                    "user_id": person.user_id,
-                    "referrer_id": referrer_id,
-                    "link_id": link_id,
-                    "state": "awaiting_check" if check else "approved",
-                    "requested_at": at,
-                    "check_until": at + HUMAN_CHECK_WINDOW if check else None,
-                    "decided_at": None if check else at,
-                },
-            )
             referrer = (
                 await q.member(conn, program_id, referrer_id) if referrer_id is not None else None
             )
-        name = referrer["display_name"] if referrer else None
-        if not first:
-            return JoinRequestOutcome(RequestStatus.ALREADY, program, referrer_id, name)
+            name = referrer["display_name"] if referrer else None
+            earlier = await q.join_request(conn, program_id, person.user_id)
+            if earlier is not None and earlier["requested_at"] == at:
+                # The same request again (Telegram re-delivered the update).
+                status = {
+                    "awaiting_check": RequestStatus.CHECK,
+                    "approved": RequestStatus.APPROVE,
+                }.get(earlier["state"], RequestStatus.ALREADY)
+                return JoinRequestOutcome(status, program, referrer_id, name)
+            contact = await store_outbox.person(conn, program.platform, person.user_id)
+            check = (
+                program.human_check
+                and now < at + HUMAN_CHECK_WINDOW
+                and not (contact and contact["blocked_at"] is not None)
+            )
+            if earlier is not None and earlier["state"] == "approved":
+                check = False  # let in before (and left since): no new check
+            values = {
+                "referrer_id": referrer_id,
+                "link_id": link_id,
+                "state": "awaiting_check" if check else "approved",
+                "requested_at": at,
+                "check_until": at + HUMAN_CHECK_WINDOW if check else None,
+                "decided_at": None if check else now,
+            }
+            if earlier is None:
+                inserted = await q.upsert_join_request(
+                    conn, {"program_id": program_id, "user_id": person.user_id, **values}
+                )
+                if not inserted:  # a concurrent handler recorded it first
+                    return JoinRequestOutcome(RequestStatus.ALREADY, program, referrer_id, name)
+            else:
+                await q.reopen_join_request(conn, program_id, person.user_id, values)
         status = RequestStatus.CHECK if check else RequestStatus.APPROVE
         return JoinRequestOutcome(status, program, referrer_id, name)
 
-    async def pass_human_check(self, program_id: int, user_id: int) -> bool:
-        """The person pressed the check button: their request may be approved."""
+    async def pass_human_check(self, program_id: int, user_id: int) -> PassedCheck | None:
+        """The person pressed the check button: their request is to be approved. None when
+        they have no request that passed (none, or it was declined)."""
+        now = self._clock.now()
         async with self._db.write() as conn:
-            return await q.decide_join_request(
-                conn, program_id, user_id, "approved", self._clock.now()
+            request = await q.join_request(conn, program_id, user_id)
+            if request is None or request["state"] == "declined":
+                return None
+            program_row = await q.program_by_id(conn, program_id)
+            if program_row is None:
+                return None
+            first = await q.decide_join_request(conn, program_id, user_id, "approved", now)
+            referrer = (
+                await q.member(conn, program_id, request["referrer_id"])
+                if request["referrer_id"] is not None
+                else None
             )
+        return PassedCheck(
+            program_from_row(program_row),
+            request["requested_at"],
+            request["referrer_id"],
+            referrer["display_name"] if referrer else None,
+            approved_now=first,
+        )
 
     async def settle_join_requests(self, now: datetime | None = None) -> tuple[int, int]:
-        """Requests whose human check was due: approve those the check never reached (the
-        5-minute window passed or the DM failed: never punish the friend for that), decline
-        those who got the check and ignored it for a day. Returns (approved, declined)."""
+        """Requests waiting for a human check: approve those the check cannot reach (its DM
+        failed, or did not go out within the window: never punish the friend for that),
+        decline those who got the check and ignored it for a day; the rest wait.
+        Returns (approved, declined)."""
         now = ensure_utc(now) if now else self._clock.now()
         async with self._db.read() as conn:
-            rows = await q.overdue_join_requests(conn, now)
+            rows = await q.unsettled_join_requests(conn, now, now - HUMAN_CHECK_WINDOW)
+            keys = {
+                (row["program_id"], row["user_id"]): human_check_key(
+                    row["program_id"], row["user_id"], row["requested_at"]
+                )
+                for row in rows
+            }
+            states = await q.outbox_states(conn, list(keys.values()))
         approved = declined = 0
         for row in rows:
-            reached = row["check_state"] == "sent"
-            if reached and now - row["requested_at"] < HUMAN_CHECK_PATIENCE:
-                continue
+            key = (row["program_id"], row["user_id"])
+            check = states.get(keys[key])
+            due = row["check_until"] <= now
+            if check == "sent":
+                if now - row["requested_at"] < HUMAN_CHECK_PATIENCE:
+                    if due:  # delivered: the person has a day to press the button
+                        async with self._db.write() as conn:
+                            await q.postpone_join_request(
+                                conn, *key, row["requested_at"] + HUMAN_CHECK_PATIENCE
+                            )
+                    continue
+                decision = "declined"
+            elif check in ("failed", "expired") or due:
+                decision = "approved"
+            else:
+                continue  # the check is on its way
             program = await self.get_program(row["program_id"])
             port = self._port(program.platform)
-            if reached:
+            if decision == "declined":
                 outcome = await port.decline_join_request(program.destination, row["user_id"])
             else:
                 outcome = await port.approve_join_request(program.destination, row["user_id"])
             if isinstance(outcome, RetryAfter):
                 continue
             async with self._db.write() as conn:
-                state = "declined" if reached else "approved"
-                if await q.decide_join_request(
-                    conn, row["program_id"], row["user_id"], state, now
-                ):
-                    if reached:
+                if await q.decide_join_request(conn, *key, decision, now):
+                    if decision == "declined":
                         declined += 1
                     else:
                         approved += 1
@@ -889,7 +965,8 @@ class ReferralService:
     async def receipt(
         self, program_id: int, referrer_id: int, page: int = 1, per_page: int = 10
     ) -> Receipt:
-        """Every referral and not-counted join of a reader, newest first, one page."""
+        """Every referral and not-counted join of a reader, newest first, one page (a page
+        past the end is the last one: the list may have shrunk since it was shown)."""
         per_page = max(1, min(per_page, 50))
         page = max(1, page)
         async with self._db.read() as conn:
@@ -897,7 +974,16 @@ class ReferralService:
             rows, total = await q.receipt_page(
                 conn, program_id, referrer_id, per_page, (page - 1) * per_page
             )
+            pages = max(1, -(-total // per_page))
+            if page > pages:
+                page = pages
+                rows, total = await q.receipt_page(
+                    conn, program_id, referrer_id, per_page, (page - 1) * per_page
+                )
         pages = max(1, -(-total // per_page))
+        # Everything on the receipt that is not counted, waiting or under review: the
+        # header's "not counted" then agrees with the entries listed below it.
+        not_counted = max(0, total - counts.counted - counts.pending - counts.held)
         items = [
             ReceiptItem(
                 user_id=row["user_id"],
@@ -912,7 +998,9 @@ class ReferralService:
             )
             for row in rows
         ]
-        return Receipt(program_id, referrer_id, counts, items, page, pages, total)
+        return Receipt(
+            program_id, referrer_id, counts, items, page, pages, total, not_counted=not_counted
+        )
 
     # --- personal data ----------------------------------------------------------------
 

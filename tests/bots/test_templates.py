@@ -36,6 +36,7 @@ AT = "2026-11-20T09:30:00+00:00"
 LATER = "2026-11-23T09:30:00+00:00"
 LEFT = "2026-11-24T18:05:00+00:00"
 TITLE = "Daily Brief"
+ENTRY_MARKS = ("✅", "⏳", "🔎", "❌", "➖")  # the receipt's marks, one entry per mark
 
 ERROR_CODES = (
     "bad_label",
@@ -90,13 +91,16 @@ LONG_NAME = "Ω" * 64 + " " + "名" * 64  # Telegram first and last names are up
 RECEIPT_LONG = [_item("referral", "pending", hold_until=LATER, name=LONG_NAME) for _ in range(8)]
 
 
-def _stats(items: list[dict[str, Any]], page: int = 1, pages: int = 1) -> dict[str, Any]:
+def _stats(
+    items: list[dict[str, Any]], page: int = 1, pages: int = 1, subtract: bool = False
+) -> dict[str, Any]:
     return {
         "program_title": TITLE,
         "counted": 2,
         "pending": 1,
         "held": 3,
-        "rejected": 5,
+        "not_counted": 5,
+        "subtract": subtract,
         "page": page,
         "pages": pages,
         "items": items,
@@ -268,6 +272,7 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
         _stats(RECEIPT_PAGE_1, 1, 2),
         _stats(RECEIPT_PAGE_2, 2, 2),
         _stats(RECEIPT_LONG, 3, 7),
+        _stats(RECEIPT_PAGE_1, 1, 2, subtract=True),  # a confirmed friend who left
     ],
     "welcome": [
         {"name": "Ana", "programs": []},
@@ -525,6 +530,29 @@ def test_stats_shows_every_line_in_order(renderer: Renderer, locale: str) -> Non
     assert "2026-11-20 09:30 UTC" in text and "2026-11-23 09:30 UTC" in text
     assert "2026-11-24 18:05 UTC" in text
     assert "1" in text.splitlines()[-1] and "2" in text.splitlines()[-1]  # page 1 of 2
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("i", range(len(SAMPLES["stats"])))
+def test_every_stats_entry_has_two_lines_of_its_own(
+    renderer: Renderer, locale: str, i: int
+) -> None:
+    """Who and when, then where it stands: an entry never runs into the next one."""
+    sample = SAMPLES["stats"][i]
+    lines = renderer.text(locale, "stats", **sample).splitlines()
+    marks = [n for n, line in enumerate(lines) if line[:1] in ENTRY_MARKS]
+    assert len(marks) == len(sample["items"]), lines
+    for n in marks:
+        assert lines[n + 1].startswith("   ") and lines[n + 1].strip(), lines[n : n + 2]
+        assert not any(mark in lines[n + 1] for mark in ENTRY_MARKS), lines[n + 1]
+
+
+@pytest.mark.parametrize(("name", "i"), CASES)
+def test_list_items_start_their_own_lines(renderer: Renderer, name: str, i: int) -> None:
+    for locale in LOCALES:
+        for line in _render(renderer, locale, name, i).splitlines():
+            assert "•" not in line[1:], (locale, line)
+            assert not any(mark in line[1:] for mark in ENTRY_MARKS), (locale, line)
 
 
 @pytest.mark.parametrize("locale", LOCALES)

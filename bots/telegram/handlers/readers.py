@@ -259,7 +259,8 @@ async def send_stats(
         "counted": receipt.counts.counted,
         "pending": receipt.counts.pending,
         "held": receipt.counts.held,
-        "rejected": receipt.counts.rejected,
+        "not_counted": receipt.not_counted,
+        "subtract": program.leave_policy == "subtract",
         "page": receipt.page,
         "pages": receipt.pages,
         "items": [
@@ -278,11 +279,17 @@ async def send_stats(
     row = []
     if receipt.page > 1:
         row.append(
-            {"label": "prev", "data": StatsPage(program_id=program.id, page=page - 1).pack()}
+            {
+                "label": "prev",
+                "data": StatsPage(program_id=program.id, page=receipt.page - 1).pack(),
+            }
         )
     if receipt.page < receipt.pages:
         row.append(
-            {"label": "next", "data": StatsPage(program_id=program.id, page=page + 1).pack()}
+            {
+                "label": "next",
+                "data": StatsPage(program_id=program.id, page=receipt.page + 1).pack(),
+            }
         )
     buttons = [row] if row else None
     if edit_message_id is not None:

@@ -7,7 +7,7 @@ import logging
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command
-from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, User
+from aiogram.types import CallbackQuery, ChatMemberUnion, ChatMemberUpdated, Message, User
 
 from bots.telegram.callbacks import Setup
 from bots.telegram.context import PLATFORM, ProgramCache, Reply
@@ -22,17 +22,22 @@ router = Router(name=__name__)
 ANONYMOUS_ADMIN = 1087968824  # GroupAnonymousBot: a message "from the group itself"
 
 
-async def rights_problems(bot: Bot, chat_id: int, chat_type: str) -> list[str]:
-    """What the bot lacks to run a program in the chat ([] when nothing)."""
-    me = await bot.get_chat_member(chat_id, bot.id)
-    if me.status != "administrator":
+def missing_rights(member: ChatMemberUnion, chat_type: str) -> list[str]:
+    """What the bot, as ``member`` of a chat, lacks to run its program ([] when nothing):
+    the invite right (links, join requests), and posting in a channel (the /post button)."""
+    if member.status != "administrator":
         return ["admin"]
     missing = []
-    if not getattr(me, "can_invite_users", False):
+    if not getattr(member, "can_invite_users", False):
         missing.append("can_invite_users")
-    if chat_type == "channel" and not getattr(me, "can_post_messages", False):
+    if chat_type == "channel" and not getattr(member, "can_post_messages", False):
         missing.append("can_post_messages")
     return missing
+
+
+async def rights_problems(bot: Bot, chat_id: int, chat_type: str) -> list[str]:
+    """What the bot lacks to run a program in the chat ([] when nothing)."""
+    return missing_rights(await bot.get_chat_member(chat_id, bot.id), chat_type)
 
 
 async def set_up(
@@ -87,24 +92,27 @@ async def bot_status_changed(
     reply: Reply,
     programs: ProgramCache,
 ) -> None:
-    """Added as an admin: offer setup to whoever did it. Rights lost: pause and tell the
-    managers. Rights back: resume."""
+    """Added: offer setup to whoever did it, or tell them which rights are missing. Rights
+    lost: pause and tell the managers. Rights back: resume."""
     chat = event.chat
-    status = event.new_chat_member.status
-    can_invite = status == "administrator" and bool(
-        getattr(event.new_chat_member, "can_invite_users", False)
-    )
+    missing = missing_rights(event.new_chat_member, chat.type)
     program = await referrals.find_program(PLATFORM, chat.id)
     programs.forget(chat.id)
     if program is None:
-        if status == "administrator" and not event.from_user.is_bot:
-            missing = [] if can_invite else ["can_invite_users"]
-            step = "offer" if not missing else "missing"
+        # Added (as an admin, or as a member who still has to be made one): tell them.
+        added = event.new_chat_member.status in ("administrator", "member")
+        if added and not event.from_user.is_bot:
             await reply.to_user(
                 event.from_user.id,
                 "setup",
-                {"step": step, "chat_title": chat.title or "", "missing": missing},
-                buttons=[
+                {
+                    "step": "missing" if missing else "offer",
+                    "chat_title": chat.title or "",
+                    "missing": missing,
+                },
+                buttons=None
+                if missing
+                else [
                     [
                         {
                             "label": "setup",
@@ -112,31 +120,41 @@ async def bot_status_changed(
                             "data": Setup(chat_id=chat.id).pack(),
                         }
                     ]
-                ]
-                if not missing
-                else None,
+                ],
             )
         return
+    # Only the invite right stops a running program (links, join requests, counting);
+    # posting in a channel is needed for /post alone.
+    can_invite = "admin" not in missing and "can_invite_users" not in missing
+    tell = {event.from_user.id} if not event.from_user.is_bot else set()
     if can_invite and program.paused and program.paused_reason == "lost_rights":
         program = await referrals.set_paused(program.id, False)
-        await _tell_managers(reply, program, paused=False)
+        await _tell_managers(reply, program, tell, paused=False)
     elif not can_invite and not program.paused:
         program = await referrals.set_paused(program.id, True, "lost_rights")
-        await _tell_managers(reply, program, paused=True, reason="lost_rights")
+        await _tell_managers(reply, program, tell, paused=True, reason="lost_rights")
 
 
 async def _tell_managers(
-    reply: Reply, program: Program, *, paused: bool, reason: str | None = None
+    reply: Reply,
+    program: Program,
+    also: set[int],
+    *,
+    paused: bool,
+    reason: str | None = None,
 ) -> None:
-    if program.created_by is None:
-        return
-    await reply.to_user(
-        program.created_by,
-        "program_notice",
-        {"program_title": program.title, "paused": paused, "reason": reason},
-        priority=Priority.NOTIFY,
-        program_id=program.id,
-    )
+    """Tell whoever set the program up, and the admin who changed the bot's rights."""
+    managers = set(also)
+    if program.created_by is not None:
+        managers.add(program.created_by)
+    for user_id in sorted(managers):
+        await reply.to_user(
+            user_id,
+            "program_notice",
+            {"program_title": program.title, "paused": paused, "reason": reason},
+            priority=Priority.NOTIFY,
+            program_id=program.id,
+        )
 
 
 @router.message(Command("setup"), F.chat.type.in_({"group", "supergroup"}))
