@@ -243,7 +243,8 @@ class Outbox:
             # so everything pauses for the shortest wait instead of earning more 429s.
             self.limiter.close_all(min(throttled.values()))
         async with self._db.write() as conn:
-            await store.settle(conn, sent, retry, failed, self._clock.now())
+            await store.mark_sent(conn, sent, self._clock.now())
+            await store.settle(conn, [], retry, failed, self._clock.now())
             await store.release(conn, skipped)
             for platform, user_ids in gone.items():
                 await store.mark_unreachable(conn, platform, user_ids, self._clock.now())

@@ -346,3 +346,27 @@ async def inbox_rows(conn: AsyncConnection) -> list[dict[str, Any]]:
     return [
         dict(row) for row in (await conn.execute(select(inbox).order_by(inbox.c.id))).mappings()
     ]
+
+
+async def mark_sent(
+    conn: AsyncConnection, sent: Sequence[tuple[int, int | None]], now: datetime
+) -> None:
+    """Rows the platform accepted, with the message id it answered (``None``: the call
+    made no message, e.g. an approval). The CASE is typed: on PostgreSQL a CASE whose
+    branches are all NULL would be text, which a BIGINT column refuses."""
+    from sqlalchemy import BigInteger, cast
+
+    if not sent:
+        return
+    values: dict[str, Any] = {
+        "state": "sent",
+        "sent_at": now,
+        "lease_until": None,
+        "attempts": outbox.c.attempts + 1,
+    }
+    message_ids = {row_id: message_id for row_id, message_id in sent if message_id is not None}
+    if message_ids:
+        values["message_id"] = cast(case(message_ids, value=outbox.c.id, else_=None), BigInteger)
+    await conn.execute(
+        update(outbox).where(outbox.c.id.in_([row_id for row_id, _ in sent])).values(**values)
+    )

@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 JOIN_REQUEST_WINDOW = timedelta(minutes=5)
+WELCOME_MARGIN = timedelta(seconds=10)  # a welcome retried later must still fit the window
 MEMBER_STATUSES = {"creator", "administrator", "member"}
 ADMIN_STATUSES = {"creator", "administrator"}
 
@@ -63,8 +64,10 @@ def classify(exc: Exception) -> Failure | TransientFailure:
             return Unreachable(UnreachableReason.BLOCKED, text)
         if "initiate" in text or "can't send messages to the user" in text:
             return Unreachable(UnreachableReason.NOT_STARTED, text)
-        if "deactivated" in text or "deleted" in text:
+        if "deactivated" in text or ("deleted" in text and "chat" not in text):
             return Unreachable(UnreachableReason.ACCOUNT_GONE, text)
+        if "chat was deleted" in text:  # "Forbidden: the group chat was deleted"
+            return Unreachable(UnreachableReason.NOT_FOUND, text)
         if "kicked" in text or "not a member" in text or "removed" in text:
             return Unreachable(UnreachableReason.BOT_REMOVED, text)
         return Unreachable(UnreachableReason.NO_RIGHTS, text)
@@ -106,6 +109,9 @@ class TelegramPort:
         self.renderer = renderer
         self.owners = owners
         self._now = now
+        # Outbox rows whose welcome went out while their approval still has to (a retry
+        # in this process must not welcome twice; after a restart it may, at least once).
+        self._welcomed: dict[int, datetime] = {}
 
     def deep_link(self, payload: str) -> str:
         return f"https://t.me/{self.bot_username}?start={payload}"
@@ -261,11 +267,14 @@ class TelegramPort:
         self, message: OutboundMessage, text: str, markup: InlineKeyboardMarkup | None
     ) -> SendResult:
         """A join request: the welcome DM is possible only before the request is processed
-        (the 5-minute window), so send it first, then approve — the approval happens even
-        if the welcome cannot be sent."""
+        (the 5-minute window), so send it first, then approve. A ``retry_after`` on the
+        welcome is waited out (the row comes back) while the window still allows it;
+        otherwise the approval happens without the welcome, never held back by it. A
+        welcome already delivered is not sent again when only the approval is retried."""
         context = message.context
         window_ends = datetime.fromisoformat(context["_window_ends"])
-        if self._now() < window_ends:
+        now = self._now()
+        if message.id not in self._welcomed and now < window_ends:
             sent = await self._call(
                 lambda: self.bot.send_message(
                     message.target_id,
@@ -275,15 +284,30 @@ class TelegramPort:
                     link_preview_options=LinkPreviewOptions(is_disabled=True),
                 )
             )
+            if isinstance(sent, RetryAfter) and now + timedelta(seconds=sent.seconds) < (
+                window_ends - WELCOME_MARGIN
+            ):
+                return sent
             if isinstance(sent, Unreachable | RetryAfter | TransientFailure):
                 logger.info("welcome to %s not sent (%s); approving", message.target_id, sent)
+            else:
+                self._remember_welcome(message.id, now)
         approved = await self.approve_join_request(
             Destination("telegram", int(context["_chat_id"]), "channel", "direct"),
             int(context["_user_id"]),
         )
-        if isinstance(approved, RetryAfter):
-            return approved
+        if isinstance(approved, RetryAfter | Unreachable):
+            return approved  # a lost right or a gone chat is recorded on the row
+        self._welcomed.pop(message.id, None)
         return Delivered()
+
+    def _remember_welcome(self, row_id: int, now: datetime) -> None:
+        self._welcomed[row_id] = now
+        if len(self._welcomed) > 10_000:
+            cutoff = now - 2 * JOIN_REQUEST_WINDOW
+            for key, when in list(self._welcomed.items()):
+                if when < cutoff:
+                    del self._welcomed[key]
 
     def keyboard(
         self, locale: str | None, rows: list[list[dict[str, Any]]] | None
