@@ -830,5 +830,5 @@ async def outbox_states(conn: AsyncConnection, keys: Sequence[str]) -> dict[str,
                 outbox.c.idempotency_key.in_(list(part))
             )
         )
-        found.update({key: state for key, state in rows.tuples()})
+        found.update({key: state for key, state in rows})
     return found

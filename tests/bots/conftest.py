@@ -119,3 +119,87 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
 @pytest.fixture
 def owner(harness: Harness) -> SimUser:
     return harness.world.add_user("Olga", username="olga")
+
+
+# --- helpers for membership, updates and restart tests (additive) -----------------------
+
+
+def _wide_limits() -> Limits:
+    return Limits(
+        global_per_second=10_000,
+        global_burst=10_000,
+        user_per_second=10_000,
+        user_burst=10_000,
+        chat_per_minute=600_000,
+        chat_burst=10_000,
+    )
+
+
+@dataclass
+class Bench:
+    """A sandbox world and server that outlive the bot: tests start, stop and restart
+    bots (fresh ``Application`` objects on one database file, like new processes)."""
+
+    world: World
+    server: SandboxServer
+    bot: SimBot
+    clock: FakeClock
+    db_path: Path
+    owners: tuple[int, ...] = ()
+    harnesses: list[Harness] | None = None
+
+    def settings(self) -> Settings:
+        return Settings(
+            database_url=f"sqlite:///{self.db_path}",
+            telegram_token=self.bot.token,
+            telegram_api_url=self.server.url,
+            telegram_owners=list(self.owners),
+        )
+
+    async def start_bot(self, **app_kwargs: Any) -> Harness:
+        """A new ``Application`` (a new process, as far as the bot is concerned)."""
+        kwargs: dict[str, Any] = {
+            "clock": self.clock,
+            "limits": _wide_limits(),
+            "poll_timeout": 1,
+            "retry_delays": (0.0, 0.0),
+            **app_kwargs,
+        }
+        app = Application(self.settings(), **kwargs)
+        await upgrade(app.db)
+        h = Harness(self.world, self.server, self.bot, app, self.clock, asyncio.Event())
+        await h.start()
+        if self.harnesses is not None:
+            self.harnesses.append(h)
+        return h
+
+    async def stop_bot(self, h: Harness) -> None:
+        await h.stop_bot()
+        await h.app.close()
+
+
+@pytest_asyncio.fixture
+async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
+    clock = FakeClock()
+    world = World(clock=DatetimeClock(clock), seed=11, rate_limits=RateLimits(enabled=False))
+    bot = world.add_bot("loopbot", "Loop")
+    server = SandboxServer(world)
+    await server.start()
+    b = Bench(world, server, bot, clock, tmp_path / "bot.db", harnesses=[])
+    try:
+        yield b
+    finally:
+        for h in b.harnesses or []:
+            if h.task is not None and not h.task.done():
+                await h.stop_bot()
+            await h.app.close()
+        await server.stop()
+
+
+async def invite_url(h: Harness, reader: SimUser) -> str:
+    """The reader types /invite; their personal link (from the copy-link button)."""
+    await h.say(reader, "/invite")
+    card = h.last_to(reader)
+    copy = [b for b in card.inline_buttons if "copy_text" in b]
+    assert copy, f"no invite card: {card.text}"
+    return str(copy[0]["copy_text"]["text"])

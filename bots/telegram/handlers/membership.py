@@ -8,33 +8,36 @@ from datetime import timedelta
 
 from aiogram import Bot, F, Router
 from aiogram.filters import JOIN_TRANSITION, LEAVE_TRANSITION, ChatMemberUpdatedFilter
-from aiogram.types import CallbackQuery, ChatJoinRequest, ChatMemberUpdated
+from aiogram.types import CallbackQuery, ChatJoinRequest, ChatMemberUpdated, Update
 from markupsafe import Markup
 
 from bots.render import Renderer
 from bots.telegram.callbacks import HumanCheck
 from bots.telegram.context import PLATFORM, ProgramCache, Reply, person_of
-from bots.telegram.port import JOIN_REQUEST_WINDOW, TelegramPort
+from bots.telegram.port import JOIN_REQUEST_WINDOW
 from delivery.outbox import Priority
-from delivery.port import Delivered
 from referrals.models import JoinEvent, LeaveEvent, RequestStatus
 from referrals.people import People
-from referrals.service import ReferralService
+from referrals.service import ReferralService, human_check_key
 from storage.clock import Clock
 
 router = Router(name=__name__)
 CHECK_WINDOW = timedelta(minutes=4, seconds=30)
 
 
-def _event_key(event: ChatMemberUpdated, kind: str) -> str:
-    return (
-        f"cm:{event.chat.id}:{event.new_chat_member.user.id}:{int(event.date.timestamp())}:{kind}"
-    )
+def _event_key(event: ChatMemberUpdated, update: Update) -> str:
+    """Identifies one membership change: a re-delivered update has the same id, while a
+    leave and rejoin in the same second are different updates."""
+    return f"cm:{event.chat.id}:{event.new_chat_member.user.id}:{update.update_id}"
 
 
 @router.chat_member(ChatMemberUpdatedFilter(JOIN_TRANSITION))
 async def member_joined(
-    event: ChatMemberUpdated, bot: Bot, referrals: ReferralService, programs: ProgramCache
+    event: ChatMemberUpdated,
+    event_update: Update,
+    bot: Bot,
+    referrals: ReferralService,
+    programs: ProgramCache,
 ) -> None:
     """Someone became a member: count it (by link, or by the remembered reader)."""
     user = event.new_chat_member.user
@@ -52,7 +55,7 @@ async def member_joined(
             person_of(user),
             event.date,
             link=link,
-            event_key=_event_key(event, "join"),
+            event_key=_event_key(event, event_update),
         )
     )
 
@@ -98,6 +101,8 @@ async def join_requested(
     outcome = await referrals.record_join_request(
         program.id, person_of(request.from_user), request.date, link
     )
+    if outcome.status is RequestStatus.ALREADY:
+        return  # settled before (declined): nothing more to do
     window_ends = request.date + JOIN_REQUEST_WINDOW
     context = {
         "program_title": program.title,
@@ -106,8 +111,9 @@ async def join_requested(
         "_chat_id": request.chat.id,
         "_user_id": request.from_user.id,
     }
-    remaining = window_ends - clock.now()
     if outcome.status is RequestStatus.CHECK:
+        # The check is only worth sending while the DM window is open; if it cannot be
+        # delivered in time the scheduler approves the request (settle_join_requests).
         await reply.send(
             "user",
             request.user_chat_id,
@@ -116,8 +122,8 @@ async def join_requested(
             buttons=[[{"label": "human_check", "data": HumanCheck(program_id=program.id).pack()}]],
             priority=Priority.TIMED,
             program_id=program.id,
-            expires_in=min(CHECK_WINDOW, max(remaining, timedelta(seconds=1))),
-            key=f"check:{program.id}:{request.from_user.id}",
+            expires_in=max(min(CHECK_WINDOW, window_ends - clock.now()), timedelta(seconds=1)),
+            key=human_check_key(program.id, request.from_user.id, request.date),
         )
         return
     # The welcome can only be sent before the request is processed: the outbox sends it,
@@ -130,7 +136,6 @@ async def join_requested(
         priority=Priority.TIMED,
         program_id=program.id,
         action="welcome_approve",
-        key=f"welcome:{program.id}:{request.from_user.id}:{int(request.date.timestamp())}",
     )
 
 
@@ -139,27 +144,39 @@ async def human_check_passed(
     query: CallbackQuery,
     callback_data: HumanCheck,
     referrals: ReferralService,
-    port: TelegramPort,
     renderer: Renderer,
     reply: Reply,
 ) -> None:
-    """The friend proved to be a person: approve the request."""
-    program = await referrals.find_program_by_id(callback_data.program_id)
-    if program is None:
+    """The friend proved to be a person: welcome them (the request's DM window may still
+    be open) and approve the request, through the outbox so a failure is retried."""
+    passed = await referrals.pass_human_check(callback_data.program_id, query.from_user.id)
+    if passed is None:
         await query.answer()
         return
-    await referrals.pass_human_check(program.id, query.from_user.id)
-    outcome = await port.approve_join_request(program.destination, query.from_user.id)
-    text = None
-    if isinstance(outcome, Delivered):
-        html = renderer.text(reply.locale, "human_check_passed", program_title=program.title)
-        text = Markup(html).striptags()[:200]
-    await query.answer(text=text)
+    program = passed.program
+    if passed.approved_now:
+        await reply.send(
+            "user",
+            query.from_user.id,
+            "join_welcome",
+            {
+                "program_title": program.title,
+                "referrer_name": passed.referrer_name,
+                "_window_ends": (passed.requested_at + JOIN_REQUEST_WINDOW).isoformat(),
+                "_chat_id": program.destination_id,
+                "_user_id": query.from_user.id,
+            },
+            priority=Priority.ANSWER,
+            program_id=program.id,
+            action="welcome_approve",
+        )
+    html = renderer.text(reply.locale, "human_check_passed", program_title=program.title)
+    await query.answer(text=Markup(html).striptags()[:200])
 
 
 @router.my_chat_member(F.chat.type == "private")
 async def private_block_changed(
-    event: ChatMemberUpdated, referrals: ReferralService, people: People, clock: Clock
+    event: ChatMemberUpdated, event_update: Update, referrals: ReferralService, people: People
 ) -> None:
     """A person blocked (left) or unblocked the bot; in the bot-subscription mode that is
     leaving and joining the newsletter."""
@@ -180,6 +197,6 @@ async def private_block_changed(
                     program.id,
                     person_of(user),
                     event.date,
-                    event_key=f"unblock:{user.id}:{int(event.date.timestamp())}",
+                    event_key=f"unblock:{user.id}:{event_update.update_id}",
                 )
             )
