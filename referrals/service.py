@@ -513,7 +513,16 @@ class ReferralService:
             if not await q.remember_referrer(
                 conn, program.id, friend.user_id, link["referrer_id"], link["id"], now
             ):
-                return replace(base, status=RememberStatus.ALREADY_REMEMBERED)
+                # The invitation that stands is the earlier reader's: name them.
+                friend_row = await q.member(conn, program.id, friend.user_id)
+                first_id = friend_row["remembered_referrer_id"] if friend_row else None
+                first = await q.member(conn, program.id, first_id) if first_id else None
+                return replace(
+                    base,
+                    status=RememberStatus.ALREADY_REMEMBERED,
+                    referrer_id=first_id,
+                    referrer_name=first["display_name"] if first else None,
+                )
             await q.insert_events(
                 conn,
                 [

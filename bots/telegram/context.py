@@ -16,10 +16,16 @@ from delivery.outbox import Outbox, Priority, message
 from referrals.models import Person, Program
 from referrals.people import People
 from referrals.service import ReferralService
+from referrals.text import clean_name
 from storage.clock import Clock
 
 PLATFORM = "telegram"
 Buttons = list[list[dict[str, Any]]]
+
+
+def first_name(user: User) -> str:
+    """The name to greet someone by: printable, one line, at most 64 characters."""
+    return clean_name(user.first_name)
 
 
 def person_of(user: User) -> Person:

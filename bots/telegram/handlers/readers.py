@@ -8,7 +8,7 @@ from aiogram.types import CallbackQuery, Message
 
 from bots.render import Renderer
 from bots.telegram.callbacks import Forget, PickProgram, StatsPage
-from bots.telegram.context import PLATFORM, ProgramCache, Reply, person_of
+from bots.telegram.context import PLATFORM, ProgramCache, Reply, first_name, person_of
 from bots.telegram.handlers.common import GROUP_TYPES, choose, send_invite_card
 from bots.telegram.handlers.setup import finish_setup_in_private
 from bots.telegram.port import TelegramPort
@@ -88,6 +88,9 @@ async def start_with_payload(
             program_id=program.id,
         )
         return
+    # An invitation that already stands keeps its Join button: the friend may come back
+    # to the link because they never tapped it.
+    join_url = _join_url(program) if outcome.status is RememberStatus.ALREADY_REMEMBERED else None
     await reply.here(
         "link_problem",
         {
@@ -95,6 +98,8 @@ async def start_with_payload(
             "program_title": program.title,
             "referrer_name": outcome.referrer_name,
         },
+        buttons=[[{"label": "join", "url": join_url}]] if join_url else None,
+        program_id=program.id,
     )
 
 
@@ -121,7 +126,7 @@ async def start(message: Message, referrals: ReferralService, reply: Reply, cloc
             )
     await reply.here(
         "welcome",
-        {"name": message.from_user.first_name, "programs": [p.title for p in programs]},
+        {"name": first_name(message.from_user), "programs": [p.title for p in programs]},
     )
 
 
@@ -149,19 +154,10 @@ async def invite(
     label = words[0] if words else ""
     user = message.from_user
     if message.chat.type in GROUP_TYPES:
-        program = await programs.for_chat(message.chat.id)
-        if program is None:
-            await reply.here("no_programs", {"purpose": "read"})
-            return
-        if (await people.get(PLATFORM, user.id)).reachable:
+        program = await _group_program(message, reply, people, programs, port)
+        if program is not None:
             await send_invite_card(referrals, renderer, reply, program, user, label, reset)
-            await reply.here("invite_sent_privately", {"name": user.first_name})
-        else:
-            await reply.here(
-                "open_bot",
-                {"name": user.first_name, "for_setup": False},
-                buttons=[[{"label": "open_bot", "url": port.deep_link(f"go_{program.id}")}]],
-            )
+            await reply.here("invite_sent_privately", {"name": first_name(user)})
         return
     if message.chat.type != "private":
         return
@@ -170,6 +166,26 @@ async def invite(
     )
     if chosen is not None:
         await send_invite_card(referrals, renderer, reply, chosen, user, label, reset)
+
+
+async def _group_program(
+    message: Message, reply: Reply, people: People, programs: ProgramCache, port: TelegramPort
+) -> Program | None:
+    """The group's program when the answer can go to the reader in private; otherwise
+    None after saying why in the group (no program, or a button that opens the bot)."""
+    assert message.from_user is not None
+    program = await programs.for_chat(message.chat.id)
+    if program is None:
+        await reply.here("no_programs", {"purpose": "read"})
+        return None
+    if not (await people.get(PLATFORM, message.from_user.id)).reachable:
+        await reply.here(
+            "open_bot",
+            {"name": first_name(message.from_user), "for_setup": False},
+            buttons=[[{"label": "open_bot", "url": port.deep_link(f"go_{program.id}")}]],
+        )
+        return None
+    return program
 
 
 @router.callback_query(PickProgram.filter(F.action.in_({"invite", "stats"})))
@@ -212,18 +228,10 @@ async def stats(
         return
     user = message.from_user
     if message.chat.type in GROUP_TYPES:
-        program = await programs.for_chat(message.chat.id)
-        if program is None:
-            await reply.here("no_programs", {"purpose": "read"})
-        elif (await people.get(PLATFORM, user.id)).reachable:
+        program = await _group_program(message, reply, people, programs, port)
+        if program is not None:
             await send_stats(referrals, reply, program, user.id, 1, None)
-            await reply.here("invite_sent_privately", {"name": user.first_name})
-        else:
-            await reply.here(
-                "open_bot",
-                {"name": user.first_name, "for_setup": False},
-                buttons=[[{"label": "open_bot", "url": port.deep_link(f"go_{program.id}")}]],
-            )
+            await reply.here("invite_sent_privately", {"name": first_name(user)})
         return
     if message.chat.type != "private":
         return

@@ -15,6 +15,7 @@ from bots.telegram.port import TelegramPort, classify
 from delivery.outbox import Priority
 from referrals.models import Program
 from referrals.service import ReferralService
+from referrals.text import clean_name
 
 logger = logging.getLogger(__name__)
 router = Router(name=__name__)
@@ -55,7 +56,7 @@ async def set_up(
     except Exception as exc:  # the bot is not in the chat any more, or Telegram refused
         logger.info("setup of %s failed: %s", chat_id, classify(exc))
         return "missing", {"chat_title": str(chat_id), "missing": ["admin"]}, None
-    title = chat.title or str(chat_id)
+    title = clean_name(chat.title, 128) or str(chat_id)
     if member.status not in ("creator", "administrator"):
         return "not_admin", {"chat_title": title}, None
     missing = await rights_problems(bot, chat_id, chat.type)
@@ -107,7 +108,7 @@ async def bot_status_changed(
                 "setup",
                 {
                     "step": "missing" if missing else "offer",
-                    "chat_title": chat.title or "",
+                    "chat_title": clean_name(chat.title, 128),
                     "missing": missing,
                 },
                 buttons=None
@@ -116,7 +117,7 @@ async def bot_status_changed(
                     [
                         {
                             "label": "setup",
-                            "args": {"title": chat.title or ""},
+                            "args": {"title": clean_name(chat.title, 48)},
                             "data": Setup(chat_id=chat.id).pack(),
                         }
                     ]
@@ -172,7 +173,7 @@ async def setup_in_group(
     if user is None or anonymous or user.id == ANONYMOUS_ADMIN:
         await reply.here(
             "setup",
-            {"step": "anonymous", "chat_title": message.chat.title or ""},
+            {"step": "anonymous", "chat_title": clean_name(message.chat.title, 128)},
             buttons=[[{"label": "open_bot", "url": port.deep_link(f"setup_{message.chat.id}")}]],
         )
         return
