@@ -370,3 +370,45 @@ async def mark_sent(
     await conn.execute(
         update(outbox).where(outbox.c.id.in_([row_id for row_id, _ in sent])).values(**values)
     )
+
+
+async def queued_updates(conn: AsyncConnection, platform: str) -> list[dict[str, Any]]:
+    """Every kept update still waiting to be handled, oldest update first (due or not):
+    the bot keeps the updates of one chat and person in order behind a failing one."""
+    rows = await conn.execute(
+        select(inbox)
+        .where(inbox.c.platform == platform, inbox.c.state == "queued")
+        .order_by(inbox.c.update_id)
+    )
+    return [{**row, "payload": json.loads(row["payload"])} for row in rows.mappings()]
+
+
+async def keep_update(
+    conn: AsyncConnection,
+    platform: str,
+    update_id: int,
+    payload: Mapping[str, Any],
+    note: str,
+    now: datetime,
+    retry_at: datetime,
+    *,
+    failed: bool,
+) -> bool:
+    """Keep an update raw in the inbox (``failed``: its handler failed; else it waits
+    behind an earlier kept update). False if this update was kept before."""
+    stmt = (
+        dialect_insert(conn, inbox)
+        .values(
+            platform=platform,
+            update_id=update_id,
+            payload=json.dumps(payload, default=str),
+            state="queued",
+            attempts=1 if failed else 0,
+            next_attempt_at=retry_at,
+            last_error=note[:256],
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["platform", "update_id"])
+        .returning(inbox.c.id)
+    )
+    return (await conn.execute(stmt)).scalar() is not None

@@ -33,7 +33,7 @@ from delivery.outbox import Outbox
 from referrals.people import People
 from referrals.service import ReferralService
 from storage import outbox as inbox_store
-from storage.clock import Clock
+from storage.clock import Clock, ensure_utc
 from storage.database import Database
 
 logger = logging.getLogger(__name__)
@@ -115,6 +115,8 @@ class TelegramBot:
         for router in get_routers():
             self.dispatcher.include_router(router)
         self.offset: int | None = None
+        # (chat, user) lanes with kept updates in the inbox, and how many
+        self._parked: dict[tuple[int, int], int] = {}
 
     async def start(self) -> TelegramPort:
         """Learn who the bot is and connect it to the engine and the outbox."""
@@ -126,6 +128,7 @@ class TelegramBot:
         self.referrals.add_port(self.port)
         self.outbox.add_sender(self.port)
         self.dispatcher["port"] = self.port
+        await self.load_inbox()
         logger.info("telegram bot @%s (%s) ready", me.username, me.id)
         return self.port
 
@@ -202,24 +205,42 @@ class TelegramBot:
             logger.info("final acknowledgement failed (%s): the batch will be re-handled", exc)
 
     async def handle_batch(self, updates: Sequence[Update]) -> None:
+        """Handle a batch: one lane per (chat, user), in order within a lane, lanes side by
+        side. Returns only when every lane is done; raises if an update could neither be
+        handled nor kept (then the batch must not be acknowledged)."""
         lanes: dict[tuple[int, int], list[Update]] = defaultdict(list)
         for update in updates:
             lanes[update_key(update)].append(update)
-        await asyncio.gather(*(self._lane(lane) for lane in lanes.values()))
+        results = await asyncio.gather(
+            *(self._lane(key, lane) for key, lane in lanes.items()), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                raise result
 
-    async def _lane(self, updates: list[Update]) -> None:
+    async def _lane(self, key: tuple[int, int], updates: list[Update]) -> None:
         for update in updates:
-            await self.handle(update)
+            if self._parked.get(key):
+                # An earlier update of this chat and person waits in the inbox: this one
+                # waits behind it, so their order holds.
+                await self._keep(update, None, key)
+            else:
+                error = await self.handle(update)
+                if error is not None:
+                    await self._keep(update, error, key)
 
-    async def handle(self, update: Update) -> bool:
-        """Handle one update with retries; keep it in the inbox if it still fails."""
+    async def handle(self, update: Update) -> Exception | None:
+        """Handle one update, retrying a failure while the batch is held (a transient
+        failure such as the database restarting). Returns the error if it still fails."""
         error: Exception | None = None
         for attempt, delay in enumerate((0.0, *self.retry_delays)):
             if delay:
                 await asyncio.sleep(delay)
             try:
                 await self.dispatcher.feed_update(self.bot, update)
-                return True
+                return None
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -227,56 +248,100 @@ class TelegramBot:
                 logger.warning(
                     "update %s failed (attempt %d): %s", update.update_id, attempt + 1, exc
                 )
-        assert error is not None
-        await self._keep(update, error)
-        return False
+        return error
 
-    async def _keep(self, update: Update, error: Exception) -> None:
+    async def _keep(self, update: Update, error: Exception | None, key: tuple[int, int]) -> None:
+        """Store ``update`` raw in the inbox for the scheduler (``retry_inbox``)."""
         now = self.clock.now()
         payload = update.model_dump(mode="json", exclude_none=True)
+        if error is None:
+            reason, retry_at = "waiting behind an earlier update of this chat and person", now
+        else:
+            reason, retry_at = f"{type(error).__name__}: {error}", now + timedelta(minutes=1)
+        self._parked[key] = self._parked.get(key, 0) + 1
         try:
             async with self.db.write() as conn:
-                await inbox_store.keep_failed_update(
+                kept = await inbox_store.keep_update(
                     conn,
                     "telegram",
                     update.update_id,
                     payload,
-                    f"{type(error).__name__}: {error}",
+                    reason,
                     now,
-                    now + timedelta(minutes=1),
+                    retry_at,
+                    failed=error is not None,
                 )
         except Exception:
+            self._parked[key] -= 1
+            if not self._parked[key]:
+                del self._parked[key]
             # Not even the inbox is writable: do not acknowledge this batch at all.
             logger.exception(
                 "could not keep update %s; the batch stays unacknowledged", update.update_id
             )
             raise
+        if not kept:  # kept before (the batch was re-delivered): counted already
+            self._parked[key] -= 1
+            if not self._parked[key]:
+                del self._parked[key]
+            return
+        logger.warning("update %s kept in the inbox: %s", update.update_id, reason)
 
-    async def retry_inbox(self, limit: int = 100, max_attempts: int = 10) -> tuple[int, int]:
-        """Feed kept updates again (a scheduler job). Returns (handled, still failing)."""
+    async def load_inbox(self) -> None:
+        """Learn which (chat, user) lanes wait behind kept updates (on start)."""
+        async with self.db.read() as conn:
+            rows = await inbox_store.queued_updates(conn, "telegram")
+        self._parked = {}
+        for row in rows:
+            key = update_key(Update.model_validate(row["payload"]))
+            self._parked[key] = self._parked.get(key, 0) + 1
+
+    async def retry_inbox(self, max_attempts: int = 10) -> tuple[int, int]:
+        """Feed kept updates again (a scheduler job), each (chat, user) lane in update
+        order, stopping a lane at its first update that still fails. Returns (handled,
+        still failing)."""
         now = self.clock.now()
         async with self.db.read() as conn:
-            rows = await inbox_store.due_updates(conn, "telegram", now, limit)
-        handled = failing = 0
+            rows = await inbox_store.queued_updates(conn, "telegram")
+        lanes: dict[tuple[int, int], list[tuple[dict[str, Any], Update]]] = defaultdict(list)
         for row in rows:
             update = Update.model_validate(row["payload"], context={"bot": self.bot})
-            try:
-                await self.dispatcher.feed_update(self.bot, update)
-                done, error = True, ""
-            except Exception as exc:
-                done, error = False, f"{type(exc).__name__}: {exc}"
-            give_up = not done and row["attempts"] + 1 >= max_attempts
-            delay = timedelta(minutes=min(60, 2 ** row["attempts"]))
-            async with self.db.write() as conn:
-                await inbox_store.settle_update(
-                    conn, row["id"], done=done, error=error, retry_at=now + delay, give_up=give_up
-                )
-            if done:
-                handled += 1
-            else:
+            lanes[update_key(update)].append((row, update))
+        handled = failing = 0
+        for key, lane in lanes.items():
+            if ensure_utc(lane[0][0]["next_attempt_at"]) > now:
+                continue  # the lane's first update is not due yet
+            for row, update in lane:
+                try:
+                    await self.dispatcher.feed_update(self.bot, update)
+                    done, error = True, ""
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    done, error = False, f"{type(exc).__name__}: {exc}"
+                give_up = not done and row["attempts"] + 1 >= max_attempts
+                delay = timedelta(minutes=min(60, 2 ** row["attempts"]))
+                async with self.db.write() as conn:
+                    await inbox_store.settle_update(
+                        conn,
+                        row["id"],
+                        done=done,
+                        error=error,
+                        retry_at=now + delay,
+                        give_up=give_up,
+                    )
+                if done or give_up:
+                    self._parked[key] = self._parked.get(key, 1) - 1
+                    if self._parked[key] <= 0:
+                        del self._parked[key]
+                if done:
+                    handled += 1
+                    continue
                 failing += 1
-                if give_up:
-                    logger.error("update %s given up: %s", row["update_id"], error)
+                if not give_up:
+                    logger.warning("kept update %s failed again: %s", row["update_id"], error)
+                    break  # the rest of this lane waits behind it
+                logger.error("update %s given up: %s", row["update_id"], error)
         return handled, failing
 
     async def close(self) -> None:

@@ -203,3 +203,33 @@ async def invite_url(h: Harness, reader: SimUser) -> str:
     copy = [b for b in card.inline_buttons if "copy_text" in b]
     assert copy, f"no invite card: {card.text}"
     return str(copy[0]["copy_text"]["text"])
+
+
+class StatementFault:
+    """The next ``times`` SQL statements matching ``pattern`` fail as the database would
+    fail them (the driver's ``OperationalError``, wrapped by SQLAlchemy): a fault at the
+    storage seam, below every service. ``hits`` counts the failures made."""
+
+    def __init__(self, db: Any, pattern: str, times: int, error: str = "disk I/O error"):
+        import re
+
+        from sqlalchemy import event
+
+        self._engine = db.engine.sync_engine
+        self._pattern = re.compile(pattern, re.IGNORECASE)
+        self.remaining = times
+        self.hits = 0
+        self._error = error
+        self._event = event
+        event.listen(self._engine, "before_cursor_execute", self._before)
+
+    def _before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        import sqlite3
+
+        if self.remaining > 0 and self._pattern.search(statement):
+            self.remaining -= 1
+            self.hits += 1
+            raise sqlite3.OperationalError(self._error)
+
+    def remove(self) -> None:
+        self._event.remove(self._engine, "before_cursor_execute", self._before)
