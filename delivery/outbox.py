@@ -142,7 +142,7 @@ class Outbox:
         self._db = db
         self._clock = clock
         self._senders: dict[str, Sender] = dict(senders or {})
-        self.limiter = limiter or RateLimiter()
+        self.limiter = limiter if limiter is not None else RateLimiter()
         self._batch = batch
         self._max_attempts = max_attempts
         self._lease = lease
@@ -309,7 +309,7 @@ class Outbox:
         """Drain until ``stop`` is set, sleeping only while nothing can be sent."""
         while not stop.is_set():
             self._wake.clear()
-            if len(self.limiter) > FORGET_IDLE_ABOVE:
+            if self.limiter.tracked() > FORGET_IDLE_ABOVE:
                 self.limiter.forget_idle()
             try:
                 report = await self.drain_once()

@@ -203,6 +203,6 @@ class RateLimiter:
             if gate.idle(now):
                 del self._targets[key]
 
-    def __len__(self) -> int:
-        """Targets with a limit in use (tests: :meth:`forget_idle` keeps this small)."""
+    def tracked(self) -> int:
+        """How many targets have a limit in use (:meth:`forget_idle` keeps this small)."""
         return len(self._targets)

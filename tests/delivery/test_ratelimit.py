@@ -134,7 +134,7 @@ def test_forget_idle_keeps_only_chats_still_limited(clock: Clock) -> None:
     limiter.close("user", 3, 60)
     clock.now += 5  # private buckets are full again; the group's minute is not over
     limiter.forget_idle()
-    assert len(limiter) == 2
+    assert limiter.tracked() == 2
     assert limiter.target_wait("user", 3) == pytest.approx(55)
 
 
