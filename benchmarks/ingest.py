@@ -72,7 +72,7 @@ from delivery.port import (  # noqa: E402
 from referrals.models import JoinEvent, Person  # noqa: E402
 from referrals.service import ReferralService  # noqa: E402
 from storage.clock import SystemClock  # noqa: E402
-from storage.database import Database  # noqa: E402
+from storage.database import SQLITE_CACHE_KIB, Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 
 # The workload: shares of the N joins that are not a first join through a reader's link.
@@ -634,6 +634,7 @@ def raw_connect(path: Path) -> sqlite3.Connection:
     con = sqlite3.connect(path, isolation_level=None, timeout=30)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=NORMAL")
+    con.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     con.execute("PRAGMA foreign_keys=ON")
     return con
 
