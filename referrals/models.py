@@ -297,13 +297,32 @@ class ProgramPaused(EngineError):
 
 
 class SettingsError(EngineError):
-    """A setting has a bad value; ``key`` names it."""
+    """A setting has a bad value; ``key`` names it, ``problem`` says what is wrong in a
+    word templates can translate: ``number`` (a whole number from ``low`` to ``high``;
+    ``optional`` ones may be off), ``choice`` (one of ``options``), ``timezone``,
+    ``direct_public`` (direct links need a private chat), ``empty``, ``unknown`` (no such
+    setting) or ``invalid``."""
 
     code = "bad_setting"
 
-    def __init__(self, key: str, message: str) -> None:
+    def __init__(
+        self,
+        key: str,
+        message: str,
+        *,
+        problem: str = "invalid",
+        low: int | None = None,
+        high: int | None = None,
+        optional: bool = False,
+        options: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(f"{key}: {message}", key=key)
         self.key = key
+        self.problem = problem
+        self.low = low
+        self.high = high
+        self.optional = optional
+        self.options = options
 
 
 class BadLabel(EngineError):

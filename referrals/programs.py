@@ -50,39 +50,58 @@ def validate_settings(
     clean: dict[str, Any] = {}
     for key, value in changes.items():
         if key not in SETTING_KEYS:
-            raise SettingsError(key, "unknown setting")
+            raise SettingsError(key, "unknown setting", problem="unknown")
         if key in _NUMERIC:
             low, high, optional = _NUMERIC[key]
             if value is None and optional:
                 clean[key] = None
                 continue
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise SettingsError(key, f"must be a whole number from {low} to {high}")
-            if not low <= value <= high:
-                raise SettingsError(key, f"must be from {low} to {high}")
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise SettingsError(
+                    key,
+                    f"must be a whole number from {low} to {high}",
+                    problem="number",
+                    low=low,
+                    high=high,
+                    optional=optional,
+                )
             clean[key] = value
         elif key == "title":
             title = clean_name(value, 256) if isinstance(value, str) else ""
             if not title:
-                raise SettingsError(key, "must not be empty")
+                raise SettingsError(key, "must not be empty", problem="empty")
             clean[key] = title
         elif key == "locale":
             if value not in LOCALES:
-                raise SettingsError(key, f"must be one of {', '.join(LOCALES)}")
+                raise SettingsError(
+                    key, f"must be one of {', '.join(LOCALES)}", problem="choice", options=LOCALES
+                )
             clean[key] = value
         elif key == "timezone":
             clean[key] = validate_timezone(value)
         elif key == "join_mode":
             if value not in tuple(JoinMode):
-                raise SettingsError(key, "must be 'bot' (through the bot) or 'direct'")
+                raise SettingsError(
+                    key,
+                    "must be 'bot' (through the bot) or 'direct'",
+                    problem="choice",
+                    options=tuple(JoinMode),
+                )
             if value == JoinMode.DIRECT and (username is not None or kind in ("bot", "guild")):
                 raise SettingsError(
-                    key, "direct join-request links work only for private channels and groups"
+                    key,
+                    "direct join-request links work only for private channels and groups",
+                    problem="direct_public",
                 )
             clean[key] = str(value)
         elif key == "leave_policy":
             if value not in tuple(LeavePolicy):
-                raise SettingsError(key, "must be 'keep' or 'subtract'")
+                raise SettingsError(
+                    key,
+                    "must be 'keep' or 'subtract'",
+                    problem="choice",
+                    options=tuple(LeavePolicy),
+                )
             clean[key] = str(value)
         elif key in ("human_check", "paused"):
             if not isinstance(value, bool):
@@ -99,11 +118,15 @@ def validate_settings(
 
 def validate_timezone(value: Any) -> str:
     if not isinstance(value, str) or not value or len(value) > 64:
-        raise SettingsError("timezone", "must be an IANA name such as Asia/Jakarta")
+        raise SettingsError(
+            "timezone", "must be an IANA name such as Asia/Jakarta", problem="timezone"
+        )
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise SettingsError(
-            "timezone", f"unknown timezone {value!r}; use an IANA name such as Asia/Jakarta"
+            "timezone",
+            f"unknown timezone {value!r}; use an IANA name such as Asia/Jakarta",
+            problem="timezone",
         ) from exc
     return value

@@ -974,8 +974,7 @@ class ReferralService:
     async def receipt(
         self, program_id: int, referrer_id: int, page: int = 1, per_page: int = 10
     ) -> Receipt:
-        """Every referral and not-counted join of a reader, newest first, one page (a page
-        past the end is the last one: the list may have shrunk since it was shown)."""
+        """Every referral and not-counted join of a reader, newest first, one page."""
         per_page = max(1, min(per_page, 50))
         page = max(1, page)
         async with self._db.read() as conn:
@@ -983,12 +982,6 @@ class ReferralService:
             rows, total = await q.receipt_page(
                 conn, program_id, referrer_id, per_page, (page - 1) * per_page
             )
-            pages = max(1, -(-total // per_page))
-            if page > pages:
-                page = pages
-                rows, total = await q.receipt_page(
-                    conn, program_id, referrer_id, per_page, (page - 1) * per_page
-                )
         pages = max(1, -(-total // per_page))
         # Everything on the receipt that is not counted, waiting or under review: the
         # header's "not counted" then agrees with the entries listed below it.

@@ -21,6 +21,16 @@ from storage.clock import Clock
 
 PLATFORM = "telegram"
 Buttons = list[list[dict[str, Any]]]
+# What the ``error`` template reads besides ``code`` (a bad setting fills them in).
+ERROR_DEFAULTS: dict[str, Any] = {
+    "key": "",
+    "message": "",
+    "problem": "",
+    "low": None,
+    "high": None,
+    "optional": False,
+    "options": [],
+}
 
 
 def first_name(user: User) -> str:
@@ -123,7 +133,7 @@ class Reply:
         await self.send(kind, chat_id, template, body, action="edit", **kw)
 
     async def error(self, code: str, **details: Any) -> None:
-        await self.here("error", {"code": code, "key": "", "message": "", **details})
+        await self.here("error", {"code": code, **ERROR_DEFAULTS, **details})
 
 
 class ContextMiddleware(BaseMiddleware):

@@ -9,11 +9,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from bots.telegram.callbacks import StatsPage
 from sandbox import LinkError, SimUser
 from storage.schema import links, members, people, referrals, referrer_counts
 from tests.bots.conftest import Harness
 from tests.helpers.telegram import (
     button_texts,
+    forge_callback,
     live_links,
     program_row,
     set_up_chat,
@@ -390,6 +392,22 @@ async def test_stats_is_a_paginated_receipt_whose_header_agrees_with_its_entries
         budi_lines[3],
         "   not counted: left during the hold period",
     ] and budi_lines[3].startswith("❌ Fajar — ")
+
+
+async def test_a_stats_page_past_the_end_shows_the_last_page(
+    harness: Harness, owner: SimUser
+) -> None:
+    world = harness.world
+    _, program = await set_up_chat(harness, owner, "channel", "Daily Brief")
+    ana = world.add_user("Ana")
+    await join_through(harness, world.add_user("Bob"), await invite_link(harness, ana))
+    await harness.say(ana, "/stats")
+    shown = harness.last_to(ana)
+    forge_callback(world, ana, shown, StatsPage(program_id=program["id"], page=99).pack())
+    await harness.settle()
+    edited = harness.last_to(ana)
+    assert edited.message_id == shown.message_id
+    assert "⏳ Bob — " in edited.text and "Nobody has joined" not in edited.text
 
 
 async def test_stats_before_anyone_joined_points_to_invite(

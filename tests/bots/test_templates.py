@@ -19,6 +19,7 @@ from jinja2 import meta
 from jinja2.runtime import Macro
 
 from bots.render import LOCALES, TEMPLATES, Renderer
+from bots.telegram.context import ERROR_DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_PACKAGES = ("bots", "referrals", "delivery", "rewards", "leaderboard")
@@ -150,6 +151,11 @@ def _notify_joined(friends: list[str], count: int, states: list[str], hold: int)
     }
 
 
+def _error(code: str, **details: Any) -> dict[str, Any]:
+    """What ``Reply.error`` and ``answer_error`` pass (``ERROR_DEFAULTS`` filled in)."""
+    return {**ERROR_DEFAULTS, "code": code, **details}
+
+
 def _request(referrer_name: str | None) -> dict[str, Any]:
     """``join_requested``: the underscore keys are dropped before rendering (``_public``)."""
     return {"program_title": TITLE, "referrer_name": referrer_name}
@@ -158,9 +164,18 @@ def _request(referrer_name: str | None) -> dict[str, Any]:
 SAMPLES: dict[str, list[dict[str, Any]]] = {
     "choose_program": [{"purpose": "read"}, {"purpose": "manage"}],
     "error": [
-        *({"code": code, "key": "", "message": ""} for code in ERROR_CODES),
-        {"code": "bad_setting", "key": "hold", "message": "use hold, timezone, cap, burst or age"},
-        {"code": "bad_setting", "key": "timezone", "message": "unknown timezone 'Mars/Base'"},
+        *(_error(code) for code in ERROR_CODES),
+        _error("bad_setting", key="hold_hours", problem="number", low=0, high=720),
+        _error("bad_setting", key="referrer_cap", problem="number", low=1, high=9, optional=True),
+        _error("bad_setting", key="burst_limit", problem="number", low=1, high=9, optional=True),
+        _error("bad_setting", key="min_account_age_days", problem="number", low=0, high=3650),
+        _error("bad_setting", key="locale", problem="choice", options=["en", "id"]),
+        _error("bad_setting", key="leave_policy", problem="choice", options=["keep", "subtract"]),
+        _error("bad_setting", key="timezone", problem="timezone"),
+        _error("bad_setting", key="join_mode", problem="direct_public"),
+        _error("bad_setting", key="colour", problem="unknown"),  # what the manager typed
+        _error("bad_setting", key="hold_hours", problem="usage"),
+        _error("bad_setting", key="human_check", problem="invalid"),
     ],
     "forget": [{"step": "confirm"}, {"step": "done"}, {"step": "cancelled"}],
     "friend_card": [
@@ -290,6 +305,7 @@ LABEL_ARGS: dict[str, list[dict[str, Any]]] = {
     "join_mode": [{"mode": "bot"}, {"mode": "direct"}],
     "leave_policy": [{"policy": "keep"}, {"policy": "subtract"}],
     "locale": [{"code": "en"}, {"code": "id"}],
+    "timezone": [{"zone": "UTC"}, {"zone": "Asia/Jakarta"}],
     "human_check_toggle": [{"on": True}, {"on": False}],
 }
 # Labels that are the same in every language (brand names, a title).

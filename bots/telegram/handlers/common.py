@@ -8,7 +8,7 @@ from aiogram.types import User
 
 from bots.render import Renderer
 from bots.telegram.callbacks import PickProgram
-from bots.telegram.context import Reply, person_of
+from bots.telegram.context import ERROR_DEFAULTS, Reply, person_of
 from bots.telegram.port import share_buttons
 from delivery.outbox import Priority
 from referrals.models import EngineError, Program, SettingsError
@@ -18,9 +18,19 @@ GROUP_TYPES = ("group", "supergroup")
 
 
 async def answer_error(reply: Reply, exc: EngineError, *, to_user: int | None = None) -> None:
-    details: dict[str, Any] = {"code": exc.code, "key": "", "message": ""}
+    """The engine's refusal as the ``error`` template (a setting's problem in words the
+    template translates, never the engine's English message alone)."""
+    details: dict[str, Any] = {"code": exc.code, **ERROR_DEFAULTS}
     if isinstance(exc, SettingsError):
-        details.update(key=exc.key, message=str(exc).split(": ", 1)[-1])
+        details.update(
+            key=exc.key,
+            message=str(exc).split(": ", 1)[-1],
+            problem=exc.problem,
+            low=exc.low,
+            high=exc.high,
+            optional=exc.optional,
+            options=list(exc.options),
+        )
     if to_user is not None:
         await reply.to_user(to_user, "error", details)
     else:

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from aiogram import F, Router
+from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from aiogram.filters import Command, CommandObject
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, ChatMemberUnion, Message
 
 from bots.telegram.callbacks import PickProgram, Setting
 from bots.telegram.context import ProgramCache, Reply
@@ -16,10 +17,21 @@ from bots.telegram.port import TelegramPort
 from delivery.outbox import Priority
 from referrals.models import EngineError, NotAllowed, Program
 from referrals.service import ReferralService
+from referrals.text import clean_name
 
 router = Router(name=__name__)
 
 HOLD_STEPS = (0, 24, 48, 72, 168, 336)
+# The timezone button steps through these; any other IANA name can be typed.
+TIMEZONES = (
+    "UTC",
+    "Asia/Jakarta",
+    "Asia/Makassar",
+    "Asia/Jayapura",
+    "Asia/Singapore",
+    "Europe/London",
+    "America/New_York",
+)
 TYPED_SETTINGS = {
     "hold": "hold_hours",
     "timezone": "timezone",
@@ -28,6 +40,16 @@ TYPED_SETTINGS = {
     "burst": "burst_limit",
     "age": "min_account_age_days",
 }
+
+
+def _next_timezone(current: str) -> str:
+    """The timezone after ``current`` in the button's cycle (a typed one goes back to the
+    start)."""
+    if current not in TIMEZONES:
+        return TIMEZONES[0]
+    return TIMEZONES[(TIMEZONES.index(current) + 1) % len(TIMEZONES)]
+
+
 MANAGER_ACTIONS = {"settings", "program", "pause", "resume", "post"}
 
 
@@ -79,6 +101,7 @@ def _settings_buttons(program: Program) -> list[list[dict[str, Any]]]:
         [button("join_mode", "join_mode", mode=program.join_mode)],
         [button("leave_policy", "leave_policy", policy=program.leave_policy)],
         [button("locale", "locale", code=program.locale)],
+        [button("timezone", "timezone", zone=program.timezone)],
         [button("human_check_toggle", "human_check", on=program.human_check)],
     ]
 
@@ -112,10 +135,11 @@ async def settings(
     words = (command.args or "").split()
     if words:
         key = TYPED_SETTINGS.get(words[0].lower())
-        if key is None or len(words) != 2:
-            await reply.error(
-                "bad_setting", key=words[0][:32], message="use hold, timezone, cap, burst or age"
-            )
+        if key is None:
+            await reply.error("bad_setting", key=clean_name(words[0], 32), problem="unknown")
+            return
+        if len(words) != 2:
+            await reply.error("bad_setting", key=key, problem="usage")
             return
         raw = words[1]
         value: Any = raw
@@ -158,6 +182,8 @@ async def setting_button(
         changes["leave_policy"] = "subtract" if program.leave_policy == "keep" else "keep"
     elif callback_data.key == "locale":
         changes["locale"] = "id" if program.locale == "en" else "en"
+    elif callback_data.key == "timezone":
+        changes["timezone"] = _next_timezone(program.timezone)
     elif callback_data.key == "human_check":
         changes["human_check"] = not program.human_check
     else:
@@ -250,18 +276,49 @@ async def post(
         await _post(reply, program, port)
 
 
+def post_rights(member: ChatMemberUnion, chat_type: str) -> tuple[bool, bool]:
+    """(may post, may pin) for the bot as ``member`` of a chat: a channel needs the post
+    right (and editing, to pin); in groups an admin posts, and pins with the pin right."""
+    status = member.status
+    if chat_type == "channel":
+        if status != "administrator":
+            return False, False
+        return bool(getattr(member, "can_post_messages", False)), bool(
+            getattr(member, "can_edit_messages", False)
+        )
+    if status == "administrator":
+        return True, bool(getattr(member, "can_pin_messages", False))
+    if status == "member":
+        return True, False
+    if status == "restricted":
+        return bool(getattr(member, "can_send_messages", False)), False
+    return False, False
+
+
 async def _post(reply: Reply, program: Program, port: TelegramPort) -> None:
-    await reply.send(
-        "chat",
-        program.destination_id,
-        "post_invite",
-        {"program_title": program.title},
-        buttons=[[{"label": "get_link", "url": port.deep_link(f"go_{program.id}")}]],
-        priority=Priority.BULK,
-        action="send_pin",
-        program_id=program.id,
+    """Queue the button post in the program's chat, pinned when the bot may pin, and say
+    what will happen (or why it cannot)."""
+    bot = port.bot
+    try:
+        me = await bot.get_chat_member(program.destination_id, bot.id)
+    except (TelegramAPIError, TelegramNetworkError):
+        await reply.error("platform_unavailable")
+        return
+    may_post, may_pin = post_rights(me, program.kind)
+    if may_post:
+        await reply.send(
+            "chat",
+            program.destination_id,
+            "post_invite",
+            {"program_title": program.title},
+            buttons=[[{"label": "get_link", "url": port.deep_link(f"go_{program.id}")}]],
+            priority=Priority.BULK,
+            action="send_pin" if may_pin else "send",
+            program_id=program.id,
+        )
+    await reply.here(
+        "posted", {"ok": may_post, "pinned": may_post and may_pin, "program_title": program.title}
     )
-    await reply.here("posted", {"ok": True, "pinned": False, "program_title": program.title})
 
 
 @router.callback_query(PickProgram.filter(F.action.in_(MANAGER_ACTIONS)))

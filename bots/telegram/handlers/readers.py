@@ -262,6 +262,11 @@ async def send_stats(
     edit_message_id: int | None,
 ) -> None:
     receipt = await referrals.receipt(program.id, user_id, page=page, per_page=PER_PAGE)
+    if receipt.page > receipt.pages:
+        # A page past the end (an old button after the list shrank): show the last one.
+        receipt = await referrals.receipt(
+            program.id, user_id, page=receipt.pages, per_page=PER_PAGE
+        )
     context = {
         "program_title": program.title,
         "counted": receipt.counts.counted,
