@@ -386,3 +386,21 @@ async def test_post_without_the_right_to_post_says_so_and_posts_nothing(
     assert told == "I could not post in Daily Brief: give me the right to post messages."
     assert len(harness.texts_to(chat)) == posts
     assert await table_rows(harness, outbox, target_id=chat.id) == []
+
+
+async def test_an_anonymous_admin_is_asked_to_use_manager_commands_in_private(
+    harness: Harness, owner: SimUser
+) -> None:
+    world = harness.world
+    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club")
+    ghost = await member_of(harness, chat, "Ghost")
+    world.promote(chat, ghost, is_anonymous=True)
+    before = await row_of(harness, chat)
+
+    await harness.say(ghost, "/pause", to=chat)  # sent as the group: nobody to check
+    assert harness.last_to(chat).text == "Please use this command in a private chat with me."
+    assert await row_of(harness, chat) == before
+
+    await harness.say(ghost, "/pause")
+    assert harness.last_to(ghost).text == "⏸ Paused: nothing is confirmed until /resume."
+    assert (await row_of(harness, chat))["paused"] is True

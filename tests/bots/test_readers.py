@@ -626,3 +626,20 @@ async def test_unknown_commands_get_a_clear_answer_in_private_and_silence_in_gro
     await harness.say(owner, "/frobnicate", to=chat)
     await harness.say(owner, "just chatting", to=chat)
     assert len(harness.texts_to(chat)) == sent
+
+
+async def test_a_paused_program_makes_no_new_links_but_keeps_the_old_ones(
+    harness: Harness, owner: SimUser
+) -> None:
+    world = harness.world
+    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club")
+    ana = world.add_user("Ana")
+    url = await invite_link(harness, ana)
+    await harness.say(owner, "/pause", to=chat)
+
+    await harness.say(ana, "/invite")
+    assert url_in(harness.last_to(ana)) == url
+    budi = world.add_user("Budi")
+    await harness.say(budi, "/invite")
+    assert "The program is paused right now" in harness.last_to(budi).text
+    assert await table_rows(harness, links, referrer_id=budi.id) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiogram.types import User
+from aiogram.types import Message, User
 
 from bots.render import Renderer
 from bots.telegram.callbacks import PickProgram
@@ -15,6 +15,14 @@ from referrals.models import EngineError, Program, SettingsError
 from referrals.service import ReferralService
 
 GROUP_TYPES = ("group", "supergroup")
+ANONYMOUS_ADMIN = 1087968824  # GroupAnonymousBot: a message "from the group itself"
+
+
+def is_anonymous(message: Message) -> bool:
+    """An admin writing as the group: Telegram does not say who they are."""
+    if message.sender_chat is not None and message.sender_chat.id == message.chat.id:
+        return True
+    return message.from_user is None or message.from_user.id == ANONYMOUS_ADMIN
 
 
 async def answer_error(reply: Reply, exc: EngineError, *, to_user: int | None = None) -> None:

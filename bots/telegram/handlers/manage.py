@@ -12,7 +12,13 @@ from aiogram.types import CallbackQuery, ChatMemberUnion, Message
 
 from bots.telegram.callbacks import PickProgram, Setting
 from bots.telegram.context import ProgramCache, Reply
-from bots.telegram.handlers.common import GROUP_TYPES, answer_error, choose, managed_programs
+from bots.telegram.handlers.common import (
+    GROUP_TYPES,
+    answer_error,
+    choose,
+    is_anonymous,
+    managed_programs,
+)
 from bots.telegram.port import TelegramPort
 from delivery.outbox import Priority
 from referrals.models import EngineError, NotAllowed, Program
@@ -62,6 +68,9 @@ async def _program_for(
         program = await programs.for_chat(message.chat.id)
         if program is None:
             await reply.here("no_programs", {"purpose": "manage"})
+            return None
+        if is_anonymous(message):  # nobody to check: the admin may say who they are
+            await reply.error("private_only")
             return None
         if not await referrals.is_manager(program, message.from_user.id):
             await reply.error("not_allowed")

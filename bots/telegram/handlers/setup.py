@@ -11,6 +11,7 @@ from aiogram.types import CallbackQuery, ChatMemberUnion, ChatMemberUpdated, Mes
 
 from bots.telegram.callbacks import Setup
 from bots.telegram.context import PLATFORM, ProgramCache, Reply
+from bots.telegram.handlers.common import is_anonymous
 from bots.telegram.port import TelegramPort, classify
 from delivery.outbox import Priority
 from referrals.models import Program
@@ -19,8 +20,6 @@ from referrals.text import clean_name
 
 logger = logging.getLogger(__name__)
 router = Router(name=__name__)
-
-ANONYMOUS_ADMIN = 1087968824  # GroupAnonymousBot: a message "from the group itself"
 
 
 def missing_rights(member: ChatMemberUnion, chat_type: str) -> list[str]:
@@ -169,8 +168,7 @@ async def setup_in_group(
 ) -> None:
     """Set up the referral program of this group (admins only)."""
     user = message.from_user
-    anonymous = message.sender_chat is not None and message.sender_chat.id == message.chat.id
-    if user is None or anonymous or user.id == ANONYMOUS_ADMIN:
+    if user is None or is_anonymous(message):
         await reply.here(
             "setup",
             {"step": "anonymous", "chat_title": clean_name(message.chat.title, 128)},
