@@ -31,12 +31,12 @@ async def enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> i
         }
         for row in rows
     ]
-    stmt = (
-        dialect_insert(conn, outbox)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(outbox.c.id)
-    )
-    return len(await execute_many(conn, stmt, prepared))
+    stmt = dialect_insert(conn, outbox).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    if conn.dialect.name == "sqlite":
+        # sqlite3 sums an executemany's changes into rowcount (skipped rows change nothing);
+        # sparing the RETURNING lets the rows go as one plain executemany.
+        return (await conn.execute(stmt, prepared)).rowcount or 0
+    return len(await execute_many(conn, stmt.returning(outbox.c.id), prepared))
 
 
 async def expire_overdue(conn: AsyncConnection, now: datetime) -> int:

@@ -333,13 +333,28 @@ async def referral(conn: AsyncConnection, program_id: int, referred_id: int) -> 
 async def insert_referrals(
     conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]
 ) -> set[tuple[int, int]]:
-    """Insert referrals, skipping people already counted; returns the keys inserted."""
-    stmt = (
-        dialect_insert(conn, referrals)
-        .on_conflict_do_nothing(index_elements=["program_id", "referred_id"])
-        .returning(referrals.c.program_id, referrals.c.referred_id)
-    )
+    """Insert referrals, skipping people already counted; returns the keys inserted.
+
+    The caller has read, in this same transaction, that none of ``rows`` exists yet. On
+    SQLite the transaction holds the only write lock, so every row goes in and a plain
+    executemany is enough; on PostgreSQL another instance may have counted a person
+    since, and RETURNING tells which rows went in.
+    """
+    if conn.dialect.name == "sqlite":
+        await execute_many(conn, _insert_referrals_stmt(conn.dialect.name, False), rows)
+        return {(row["program_id"], row["referred_id"]) for row in rows}
+    stmt = _insert_referrals_stmt(conn.dialect.name, True)
     return {(pid, rid) for pid, rid in await execute_many(conn, stmt, rows)}
+
+
+@functools.cache
+def _insert_referrals_stmt(dialect: str, returning: bool) -> Any:
+    stmt = _dialect_insert(dialect, referrals).on_conflict_do_nothing(
+        index_elements=["program_id", "referred_id"]
+    )
+    if returning:
+        stmt = stmt.returning(referrals.c.program_id, referrals.c.referred_id)
+    return stmt
 
 
 async def transition_referrals(
