@@ -524,10 +524,9 @@ async def test_the_language_follows_telegram_unless_the_reader_chose_one(
     await harness.say(dewi, "/start")
     assert harness.last_to(dewi).text.startswith("👋 Hai, Dewi!")
     await harness.say(dewi, "/invite")
-    assert "Tautan undanganmu" in harness.last_to(dewi).text or "tautan" in (
-        harness.last_to(dewi).text.lower()
-    )
-    assert harness.last_to(dewi).button(text="Salin tautan")
+    card = harness.last_to(dewi)
+    assert card.text.startswith("🔗 Tautan undanganmu untuk Daily Brief")
+    assert button_texts(card)[-1] == "Salin tautan"
 
     await harness.say(dewi, "/lang en")
     await harness.say(dewi, "/start")
