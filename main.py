@@ -16,11 +16,12 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -55,7 +56,8 @@ class Settings(BaseSettings):
     database_url: str = ""
     telegram_token: SecretStr | None = None
     telegram_api_url: str | None = None
-    telegram_owners: list[int] = []
+    # NoDecode: the variable is our comma-separated list, not JSON (see _owners).
+    telegram_owners: Annotated[list[int], NoDecode] = []
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("telegram_owners", mode="before")
