@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -29,7 +29,6 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 
 from bots.render import Renderer
-from bots.telegram.app import TelegramBot
 from delivery.outbox import Outbox
 from delivery.ratelimit import Limits, RateLimiter
 from referrals.people import People
@@ -38,9 +37,14 @@ from storage.clock import Clock, SystemClock
 from storage.database import Database, DatabaseURLError, normalise_url
 from storage.migrate import current_revision, head_revision, upgrade
 
+if TYPE_CHECKING:
+    # aiogram takes seconds to import: only a process that runs the bot pays for it.
+    from bots.telegram.app import TelegramBot
+
 logger = logging.getLogger("inviteloop")
 
 ENV_PREFIX = "INVITELOOP_"
+STOP_GRACE_S = 10.0  # how long a stop waits for a running tick or outbox drain
 DEFAULT_CONFIG = "inviteloop.toml"
 
 
@@ -69,6 +73,20 @@ class Settings(BaseSettings):
                 return [int(part) for part in parts if part]
             except ValueError as exc:
                 raise ValueError("a comma-separated list of Telegram user ids") from exc
+        return value
+
+    @field_validator("telegram_token", mode="before")
+    @classmethod
+    def _token(cls, value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                return None  # an empty variable is no token at all
+            left, sep, right = value.partition(":")
+            if not (sep and left.isdigit() and right) or any(c.isspace() for c in value):
+                raise ValueError("not a bot token: @BotFather gives one like 123456789:AAE...xyz")
         return value
 
     @field_validator("database_url")
@@ -165,6 +183,8 @@ class Application:
         self.telegram: TelegramBot | None = None
         token = settings.telegram_token.get_secret_value() if settings.telegram_token else None
         if token:
+            from bots.telegram.app import TelegramBot
+
             self.telegram = TelegramBot(
                 token,
                 db=self.db,
@@ -225,9 +245,17 @@ class Application:
             await self.telegram.poll(stop)
         finally:
             stop.set()
+            # No new ticks; a tick that is running finishes its work (each of its steps is
+            # its own transaction, so even a cut one leaves nothing half done).
+            scheduler.pause()
+            try:
+                await asyncio.wait_for(self._tick_lock.acquire(), timeout=STOP_GRACE_S)
+                self._tick_lock.release()
+            except TimeoutError:
+                logger.warning("a scheduled tick is still running; stopping it")
             scheduler.shutdown(wait=False)
             try:
-                await asyncio.wait_for(drainer, timeout=10)
+                await asyncio.wait_for(drainer, timeout=STOP_GRACE_S)
             except TimeoutError:
                 drainer.cancel()
 
@@ -271,13 +299,32 @@ async def _db_status(settings: Settings) -> int:
 
 
 async def _serve(settings: Settings) -> int:
+    from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
+
     app = Application(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
+        # Our own handlers (aiogram's polling, which installs its own, is not used): a
+        # signal stops fetching, the batch in hand is finished and acknowledged.
         loop.add_signal_handler(signum, stop.set)
+    api = settings.telegram_api_url or "https://api.telegram.org"
     try:
         await app.run(stop)
+    except TelegramUnauthorizedError:
+        print(
+            f"inviteloop: {api} refused the bot token (401 Unauthorized): check "
+            f"{ENV_PREFIX}TELEGRAM_TOKEN (from @BotFather)",
+            file=sys.stderr,
+        )
+        return 1
+    except (TelegramNetworkError, OSError) as exc:
+        print(
+            f"inviteloop: cannot reach the Telegram Bot API at {api} ({exc}); check the "
+            f"network or {ENV_PREFIX}TELEGRAM_API_URL",
+            file=sys.stderr,
+        )
+        return 1
     finally:
         await app.close()
     logger.info("stopped cleanly")

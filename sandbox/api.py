@@ -250,6 +250,7 @@ def _take_fault(world: World, method: str, params: Params) -> Fault | None:
         fault.remaining -= 1
         if fault.remaining <= 0:
             world.faults.remove(fault)
+        world.notify_change()  # scripts may wait for a fault to be hit
         return fault
     return None
 

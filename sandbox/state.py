@@ -340,6 +340,7 @@ class WorldState:
     def add_poll_waiter(self, bot_id: int, future: asyncio.Future[None]) -> None:
         """Register a long poll to wake when an update arrives."""
         self._poll_waiters.setdefault(bot_id, []).append(future)
+        self.notify_change()  # scripts may wait for the bot to be polling (is_polling)
 
     def notify_change(self) -> None:
         """Wake :meth:`sandbox.world.World.wait_for` waiters."""

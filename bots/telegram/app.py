@@ -21,7 +21,12 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, TelegramServerError
+from aiogram.exceptions import (
+    TelegramConflictError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 from aiogram.methods import GetUpdates
 from aiogram.types import BotCommand, Update
 
@@ -152,6 +157,17 @@ class TelegramBot:
                 backoff = 1.0
             except TelegramRetryAfter as exc:
                 await _sleep_or_stop(stop, exc.retry_after)
+                continue
+            except TelegramConflictError as exc:
+                # Another process polls with this token (an overlapping deploy) or a webhook
+                # is set: Telegram serves one of them at a time. Keep trying, gently.
+                logger.warning(
+                    "getUpdates conflict (%s): is another instance running? retrying in %.0fs",
+                    exc,
+                    backoff,
+                )
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 30.0)
                 continue
             except (TelegramNetworkError, TelegramServerError, OSError) as exc:
                 logger.warning("getUpdates failed (%s); retrying in %.0fs", exc, backoff)

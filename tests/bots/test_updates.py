@@ -340,3 +340,33 @@ async def test_later_updates_of_a_person_wait_behind_a_kept_one_also_across_a_re
     world.leave(bob, chat)  # the lane is free again: handled at once
     await h.settle()
     assert len(await _inbox(h)) == 3
+
+
+async def test_another_process_polling_the_same_bot_does_not_stop_it(bench: Bench) -> None:
+    from aiogram import Bot
+    from aiogram.client.session.aiohttp import AiohttpSession
+    from aiogram.client.telegram import TelegramAPIServer
+
+    world = bench.world
+    h = await bench.start_bot()
+    ana, _chat, url = await _program(h)
+    await world.wait_for(lambda: world.is_polling(bench.bot), what="the bot polling")
+    # Another process with the same token (an overlapping deploy) fetches updates: Telegram
+    # ends the bot's long poll with 409 Conflict.
+    other = Bot(
+        bench.bot.token,
+        session=AiohttpSession(api=TelegramAPIServer.from_base(bench.server.url)),
+    )
+    try:
+        await other.get_updates(timeout=0)
+    finally:
+        await other.session.close()
+    await world.wait_for(
+        lambda: [c for c in world.calls_of("getUpdates") if c.error_code == 409],
+        what="a conflict",
+    )
+    bob = await _friend(h, url, "Bob")  # the bot carries on
+    assert h.task is not None and not h.task.done()
+    assert "invited you" in h.last_to(bob).text
+    [friend] = await table_rows(h, members, user_id=bob.id)
+    assert friend["remembered_referrer_id"] == ana.id
