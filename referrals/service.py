@@ -700,12 +700,21 @@ class ReferralService:
             if program_row is None:
                 raise ProgramNotFound(f"no program {event.program_id}")
             await q.set_member_left(conn, event.program_id, event.user_id, at)
-            row = await q.referral(conn, event.program_id, event.user_id)
-            if row is None:
+            found = await q.referral(conn, event.program_id, event.user_id)
+            if found is None:
                 return LeaveOutcome(LeaveStatus.NO_REFERRAL)
+            row: Mapping[str, Any] = dict(found)
             referrer_id = row["referrer_id"]
             subtract = program_row["leave_policy"] == LeavePolicy.SUBTRACT
             key = (event.program_id, referrer_id)
+            if (
+                row["state"] == "pending"
+                and not program_row["paused"]
+                and at >= ensure_utc(row["hold_until"])
+            ):
+                # They stayed the whole hold and left after it; the scheduler had not
+                # confirmed them yet (it was down, or its tick is still to come).
+                row = await self._confirm_on_leave(conn, event, row)
             if row["state"] in ("pending", "held"):
                 reason = Reason.REMOVED_DURING_HOLD if event.removed else Reason.LEFT_DURING_HOLD
                 moved = await q.transition_referrals(
@@ -732,6 +741,30 @@ class ReferralService:
             return LeaveOutcome(
                 LeaveStatus.NO_REFERRAL, referrer_id, row["state"] == "confirmed" and not subtract
             )
+
+    async def _confirm_on_leave(
+        self, conn: Any, event: LeaveEvent, row: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        """Confirm a pending referral as of its hold's end (before recording the leave)."""
+        key = (event.program_id, event.user_id)
+        hold_until = ensure_utc(row["hold_until"])
+        moved = await q.transition_referrals(
+            conn,
+            [key],
+            ("pending",),
+            {"state": "confirmed", "confirmed_at": hold_until, "decided_at": self._clock.now()},
+        )
+        if not moved:
+            return row
+        if row["referrer_id"] is not None:
+            delta = {"pending": -1, "confirmed": 1, "counted": 1}
+            await q.apply_count_deltas(
+                conn, {(event.program_id, row["referrer_id"]): delta}, self._clock.now()
+            )
+        await q.insert_events(
+            conn, [_referral_event(moved[0], "referral.confirmed", hold_until, None)]
+        )
+        return {**row, "state": "confirmed", "confirmed_at": hold_until, "left_at": None}
 
     async def _event(
         self, conn: Any, event: LeaveEvent, kind: str, referrer_id: int | None, reason: str | None

@@ -567,3 +567,32 @@ async def test_a_paused_program_confirms_nothing_until_it_resumes(
     await harness.settle()
     assert (await harness.tick())["confirmed"] == 1
     assert (await _referrals(harness))[bob.id]["state"] == "confirmed"
+
+
+async def test_a_leave_after_the_hold_that_no_tick_confirmed_yet_still_counts(
+    harness: Harness, owner: SimUser
+) -> None:
+    world = harness.world
+    chat, program = await _private_channel(harness, owner)
+    ana = world.add_user("Ana")
+    url = await invite_url(harness, ana)
+    bob = world.add_user("Bob")
+    world.open_link(bob, url)
+    await harness.settle()
+
+    # The hold passes while no tick runs (the scheduler was down); then Bob leaves.
+    harness.clock.advance(hours=program["hold_hours"] + 5)
+    world.leave(bob, chat)
+    await harness.settle()
+    rows = await _referrals(harness)
+    assert rows[bob.id]["state"] == "confirmed"  # he stayed the whole hold
+    assert rows[bob.id]["left_at"] is not None
+    assert await _counts(harness, ana) == {
+        "pending": 0,
+        "held": 0,
+        "confirmed": 1,
+        "rejected": 0,
+        "left": 1,
+        "counted": 1,  # the program keeps counting friends who leave after confirmation
+    }
+    assert (await harness.tick())["confirmed"] == 0
