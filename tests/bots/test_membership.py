@@ -596,3 +596,32 @@ async def test_a_leave_after_the_hold_that_no_tick_confirmed_yet_still_counts(
         "counted": 1,  # the program keeps counting friends who leave after confirmation
     }
     assert (await harness.tick())["confirmed"] == 0
+
+
+async def test_a_press_after_the_dm_window_still_lets_the_friend_in(
+    harness: Harness, owner: SimUser
+) -> None:
+    world = harness.world
+    chat, program = await _private_channel(harness, owner)
+    await _set(harness, program, human_check=True)
+    ana = world.add_user("Ana")
+    url = await invite_url(harness, ana)
+    bob = world.add_user("Bob")
+    world.open_link(bob, url)
+    await harness.settle()
+    check = harness.last_to(bob)
+
+    harness.clock.advance(minutes=10)  # the check arrived; Bob answers late
+    assert (await harness.tick())["approved"] == 0  # a delivered check waits for the press
+    [request] = await table_rows(harness, join_requests)
+    assert request["state"] == "awaiting_check"
+    world.press_button(bob, check, text="I'm a person, let me in")
+    await harness.settle()
+    assert world.member(chat, bob).status == "member"
+    # The request's DM window is over: no welcome is attempted, only the approval.
+    assert _calls(harness, "sendMessage", "approveChatJoinRequest", user=bob) == [
+        "sendMessage",
+        "approveChatJoinRequest",
+    ]
+    rows = await _referrals(harness)
+    assert (rows[bob.id]["referrer_id"], rows[bob.id]["state"]) == (ana.id, "pending")

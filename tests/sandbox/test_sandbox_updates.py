@@ -194,3 +194,22 @@ async def test_webhook_receives_updates_with_the_secret_and_runs_the_reply_metho
         assert json.loads(json.dumps(received))[-1]["message"]["text"] == "/ping"
     finally:
         await runner.cleanup()
+
+
+async def test_scripts_can_wait_for_a_long_poll_and_for_a_fault_to_be_hit(
+    world: World, cast: Cast, client: BotFactory
+) -> None:
+    bot = client(cast.sim)
+    await drain(bot)
+    poll = asyncio.ensure_future(bot.get_updates(timeout=30))
+    try:
+        await world.wait_for(lambda: world.is_polling(cast.sim), timeout=2, what="the poll")
+        slow = world.inject_fault("getMe", mode="delay", delay=0.2)
+        me = asyncio.ensure_future(bot.get_me())
+        await world.wait_for(lambda: slow.remaining == 0, timeout=2, what="the fault")
+        assert not me.done()  # hit, and still being delayed
+        assert (await me).id == cast.sim.id
+        world.send_text(cast.alice, cast.sim, "hello")
+        assert [u.message.text for u in await poll if u.message] == ["hello"]
+    finally:
+        poll.cancel()
