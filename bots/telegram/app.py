@@ -2,10 +2,11 @@
 
 aiogram's polling acknowledges a batch before (or regardless of) its handlers finishing and
 swallows handler errors. Here a batch of updates is acknowledged (the next ``getUpdates``
-offset) only after every update in it was handled; updates of one (chat, user) run in
-order while different people's run concurrently (their joins share one transaction); a
-failing update is retried while the batch is held, and one that still fails is kept in the
-inbox table and retried by the scheduler.
+offset) only after every update in it was handled; the updates of one person run in order
+while different people's run concurrently (their joins share one transaction); a failing
+update is retried while the batch is held, and one that still fails is kept in the inbox
+table and retried by the scheduler, with that chat and person's later updates kept behind
+it so their order holds.
 """
 
 from __future__ import annotations
@@ -221,14 +222,16 @@ class TelegramBot:
             logger.info("final acknowledgement failed (%s): the batch will be re-handled", exc)
 
     async def handle_batch(self, updates: Sequence[Update]) -> None:
-        """Handle a batch: one lane per (chat, user), in order within a lane, lanes side by
-        side. Returns only when every lane is done; raises if an update could neither be
-        handled nor kept (then the batch must not be acknowledged)."""
+        """Handle a batch: one lane per person, their updates in order (a friend's /start
+        before their join, even when both come in one batch), lanes side by side. Returns
+        only when every lane is done; raises if an update could neither be handled nor
+        kept (then the batch must not be acknowledged)."""
         lanes: dict[tuple[int, int], list[Update]] = defaultdict(list)
         for update in updates:
-            lanes[update_key(update)].append(update)
+            chat_id, user_id = update_key(update)
+            lanes[(0, user_id) if user_id else (chat_id, 0)].append(update)
         results = await asyncio.gather(
-            *(self._lane(key, lane) for key, lane in lanes.items()), return_exceptions=True
+            *(self._lane(lane) for lane in lanes.values()), return_exceptions=True
         )
         for result in results:
             if isinstance(result, asyncio.CancelledError):
@@ -236,8 +239,9 @@ class TelegramBot:
             if isinstance(result, BaseException):
                 raise result
 
-    async def _lane(self, key: tuple[int, int], updates: list[Update]) -> None:
+    async def _lane(self, updates: list[Update]) -> None:
         for update in updates:
+            key = update_key(update)
             if self._parked.get(key):
                 # An earlier update of this chat and person waits in the inbox: this one
                 # waits behind it, so their order holds.

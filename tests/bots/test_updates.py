@@ -370,3 +370,21 @@ async def test_another_process_polling_the_same_bot_does_not_stop_it(bench: Benc
     assert "invited you" in h.last_to(bob).text
     [friend] = await table_rows(h, members, user_id=bob.id)
     assert friend["remembered_referrer_id"] == ana.id
+
+
+async def test_a_friends_start_and_join_in_one_batch_are_handled_in_order(
+    harness: Harness,
+) -> None:
+    world = harness.world
+    ana, chat, url = await _program(harness)
+    # The friend opens Ana's link and joins right away; the bot sees both in one batch
+    # (as after a pause): the join must come after the bot remembered Ana for him.
+    polls = len(world.calls_of("getUpdates"))
+    bob = world.add_user("Bob")
+    world.open_link(bob, url)
+    world.join_public(bob, chat)
+    await harness.settle()
+    batches = [c for c in world.calls_of("getUpdates")[polls:] if c.ok and c.result]
+    assert len(batches) == 1 and len(batches[0].result) == 2
+    rows = await table_rows(harness, referrals)
+    assert [(r["referred_id"], r["referrer_id"]) for r in rows] == [(bob.id, ana.id)]
