@@ -238,10 +238,12 @@ class Outbox:
                     retry.append((row["id"], now + timedelta(seconds=backoff), True, detail))
         for (kind, target_id), seconds in throttled.items():
             self.limiter.close(kind, target_id, seconds)
-        if len(throttled) > 1:
-            # Several chats were refused at once: the bot as a whole is over its limit,
+        private = [seconds for (kind, _), seconds in throttled.items() if kind == "user"]
+        if len(private) > 1:
+            # Several private chats refused at once: the bot as a whole is over its limit,
             # so everything pauses for the shortest wait instead of earning more 429s.
-            self.limiter.close_all(min(throttled.values()))
+            # (Groups refuse on their own too, in slow mode: that pauses only them.)
+            self.limiter.close_all(min(private))
         async with self._db.write() as conn:
             await store.mark_sent(conn, sent, self._clock.now())
             await store.settle(conn, [], retry, failed, self._clock.now())

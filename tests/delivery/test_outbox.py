@@ -151,6 +151,41 @@ async def test_a_429_storm_delivers_every_notification_once(rig: Rig) -> None:
     assert len(rig.sends(ok=True)) == 160  # none twice
 
 
+async def test_groups_in_slow_mode_hold_back_only_themselves(rig: Rig) -> None:
+    owner = rig.world.add_user("Owner")
+    groups = [rig.world.add_chat("supergroup", f"G{i}", owner=owner) for i in range(2)]
+    for group in groups:
+        rig.world.add_bot_to_chat(group, rig.sim, by=owner)
+        rig.world.inject_fault("sendMessage", chat=group, retry_after=60)
+    ana = await rig.reader("Ana")
+    await rig.add([rig.row(g.id, f"post-{g.title}", kind="chat") for g in groups])
+
+    await rig.drain()
+    await rig.add([rig.row(ana.id, "for-ana")])
+    rig.clock.advance(seconds=1)
+    assert (await rig.drain()).sent == 1  # not paused for the groups' minute
+
+    assert rig.markers_to(ana) == ["for-ana"]
+    await rig.drain_all()
+    assert sorted(rig.markers()) == ["for-ana", "post-G0", "post-G1"]
+
+
+async def test_many_private_chats_refused_at_once_pause_every_send(rig: Rig) -> None:
+    readers = [await rig.reader(f"R{i}") for i in range(3)]
+    for r in readers[:2]:
+        rig.world.inject_fault("sendMessage", chat=r, retry_after=2)
+    await rig.add([rig.row(r.id, "first") for r in readers[:2]])
+    await rig.drain()
+
+    await rig.add([rig.row(readers[2].id, "third")])
+    report = await rig.drain()
+
+    assert report.sent == 0 and report.rate_limited == 1  # the bot waits as a whole
+    assert rig.outbox.limiter.global_wait() == 2
+    await rig.drain_all()
+    assert rig.markers_to(readers[2]) == ["third"]
+
+
 async def test_blocked_reader_is_recorded_on_the_row_and_in_people(rig: Rig) -> None:
     ana = await rig.reader("Ana")
     rig.world.block_bot(ana, rig.sim)  # the my_chat_member update is never fetched here
