@@ -65,10 +65,12 @@ def test_overall_limit_never_allows_more_than_thirty_in_any_second(clock: Clock)
     limiter = RateLimiter(Limits(), clock)
     fresh = itertools.count()
     # Always someone new to write to: only the overall limit binds.
-    sent = greedy(limiter, clock, lambda: [("user", next(fresh)) for _ in range(40)], 3.0)
+    sent = greedy(
+        limiter, clock, lambda: [("user", next(fresh)) for _ in range(40)], 3.0, step=0.004
+    )
     stamps = [at for at, _, _ in sent]
     assert most_in_any_window(stamps, 1.0) == 30
-    assert 88 <= len(sent) <= 90  # three full seconds at the limit
+    assert 87 <= len(sent) <= 90  # three full seconds at the limit
 
 
 def test_private_chat_gets_a_short_burst_then_one_message_a_second(clock: Clock) -> None:
@@ -145,7 +147,7 @@ def test_pacing_by_our_limits_never_earns_a_429_from_telegrams_limits(clock: Clo
     targets = [("user", user) for user in range(1, 45)] + [("chat", -c) for c in range(1, 4)]
     refused = []
     sent = 0
-    end = clock.now + 120
+    end = clock.now + 60
     while clock.now < end:
         for kind, target in targets:
             if ours.wait(kind, target) == 0:
@@ -155,6 +157,6 @@ def test_pacing_by_our_limits_never_earns_a_429_from_telegrams_limits(clock: Clo
                 judge.record(1, target, kind == "user")
                 ours.sent(kind, target)
                 sent += 1
-        clock.now += 0.003
+        clock.now += 0.005
     assert not refused
-    assert sent >= 0.97 * 30 * 120  # and the overall limit is used, not wasted
+    assert sent >= 0.97 * 30 * 60  # and the overall limit is used, not wasted
