@@ -1,16 +1,15 @@
 """Joins: attribution and hold rules, applied to many joins in one transaction.
 
-Joins that arrive together (a burst, or many callers at once) are grouped by
-:class:`JoinBatcher` and decided by :func:`decide_joins` with a constant number of
+Joins that arrive together (a burst, or many callers at once) are grouped by a
+:class:`storage.batch.Batcher` and decided by :func:`decide_joins` with a constant number of
 set-based statements per batch: each awaited statement costs 0.2–0.5 ms here whatever it
 does, so round trips, not SQL, set the speed (reference/platform-facts.md).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -376,66 +375,3 @@ def _join_notifications(
 
 def _latest(batch: Sequence[JoinEvent]) -> datetime:
     return max(ensure_utc(event.at) for event in batch)
-
-
-class JoinBatcher:
-    """Groups concurrent ``submit`` calls into batches handled by one worker task.
-
-    Callers await their own outcome. A batch that fails as a whole is retried one event at
-    a time, so one bad event cannot fail the others.
-    """
-
-    def __init__(
-        self,
-        process: Callable[[list[JoinEvent]], Awaitable[list[Result]]],
-        max_batch: int = 500,
-    ) -> None:
-        self._process = process
-        self._max_batch = max_batch
-        self._queue: list[tuple[JoinEvent, asyncio.Future[JoinOutcome]]] = []
-        self._worker: asyncio.Task[None] | None = None
-
-    async def submit(self, event: JoinEvent) -> JoinOutcome:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[JoinOutcome] = loop.create_future()
-        self._queue.append((event, future))
-        if self._worker is None or self._worker.done():
-            self._worker = loop.create_task(self._run(), name="inviteloop-join-batcher")
-        return await future
-
-    async def _run(self) -> None:
-        try:
-            while self._queue:
-                batch = self._queue[: self._max_batch]
-                del self._queue[: self._max_batch]
-                results = await self._process_isolated([event for event, _ in batch])
-                for (_, future), result in zip(batch, results, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(result, Exception):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
-        finally:
-            # Cancelled (shutdown): nobody may wait forever on an unprocessed join.
-            for _, future in self._queue:
-                if not future.done():
-                    future.set_exception(RuntimeError("the join batcher stopped"))
-            self._queue.clear()
-
-    async def _process_isolated(self, events: list[JoinEvent]) -> list[Result]:
-        try:
-            return await self._process(events)
-        except Exception as exc:
-            if len(events) == 1:
-                return [exc]
-            logger.warning(
-                "a batch of %d joins failed (%s); retrying one by one", len(events), exc
-            )
-        results: list[Result] = []
-        for event in events:
-            try:
-                results.extend(await self._process([event]))
-            except Exception as exc:
-                results.append(exc)
-        return results

@@ -62,6 +62,7 @@ from referrals.programs import KINDS, PLATFORMS, program_from_row, validate_sett
 from referrals.text import clean_name
 from storage import outbox as store_outbox
 from storage import queries as q
+from storage.batch import Batcher
 from storage.clock import Clock, ensure_utc
 from storage.database import Database
 
@@ -145,7 +146,9 @@ class ReferralService:
         self._db = db
         self._clock = clock
         self._ports: dict[str, PlatformPort] = dict(ports or {})
-        self._batcher = joins.JoinBatcher(self._process_joins, max_batch=max_batch)
+        self._batcher: Batcher[JoinEvent, JoinOutcome] = Batcher(
+            self._process_joins, name="join-batcher", max_batch=max_batch
+        )
 
     def add_port(self, port: PlatformPort) -> None:
         self._ports[port.platform] = port

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -10,7 +11,7 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.queries import dialect_insert, execute_many
+from storage.queries import dialect_insert, dialect_insert_for, execute_many, pair_filters
 from storage.schema import inbox, outbox, people, programs
 
 
@@ -412,3 +413,60 @@ async def keep_update(
         .returning(inbox.c.id)
     )
     return (await conn.execute(stmt)).scalar() is not None
+
+
+async def record_sightings(
+    conn: AsyncConnection, rows: Sequence[Mapping[str, Any]], now: datetime
+) -> None:
+    """Upsert many people at once (what :func:`upsert_person` does for one). Each row:
+    platform, user_id, display_name, username, platform_language (None = not told) and
+    started; keys must be unique within ``rows``."""
+    shapes: dict[tuple[bool, bool, bool], list[dict[str, Any]]] = {}
+    for row in rows:
+        shape = (
+            row["display_name"] is not None,
+            row["platform_language"] is not None,
+            bool(row["started"]),
+        )
+        shapes.setdefault(shape, []).append(
+            {
+                "platform": row["platform"],
+                "user_id": row["user_id"],
+                "display_name": row["display_name"] or "",
+                "username": row["username"],
+                "platform_language": row["platform_language"],
+                "language": None,
+                "started_at": now if row["started"] else None,
+                "blocked_at": None,
+                "updated_at": now,
+            }
+        )
+    for shape in sorted(shapes):
+        batch = sorted(shapes[shape], key=lambda r: (r["platform"], r["user_id"]))
+        await execute_many(conn, _sighting_stmt(conn.dialect.name, *shape), batch)
+
+
+@functools.cache
+def _sighting_stmt(dialect: str, named: bool, with_language: bool, started: bool) -> Any:
+    stmt = dialect_insert_for(dialect, people)
+    changes: dict[str, Any] = {"updated_at": stmt.excluded.updated_at}
+    if named:
+        changes["display_name"] = stmt.excluded.display_name
+        changes["username"] = stmt.excluded.username
+    if with_language:
+        changes["platform_language"] = stmt.excluded.platform_language
+    if started:
+        # Writing to the bot again means it may DM them again: a block is over.
+        changes["started_at"] = func.coalesce(people.c.started_at, stmt.excluded.started_at)
+        changes["blocked_at"] = None
+    return stmt.on_conflict_do_update(index_elements=["platform", "user_id"], set_=changes)
+
+
+async def people_by_keys(
+    conn: AsyncConnection, keys: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], dict[str, Any]]:
+    found: dict[tuple[str, int], dict[str, Any]] = {}
+    for condition in pair_filters(people.c.platform, people.c.user_id, keys):
+        for row in (await conn.execute(select(people).where(condition))).mappings():
+            found[(row["platform"], row["user_id"])] = dict(row)
+    return found

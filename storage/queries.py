@@ -47,10 +47,10 @@ CHUNK = 500
 
 
 def dialect_insert(conn: AsyncConnection, table: Table) -> Any:
-    return _dialect_insert(conn.dialect.name, table)
+    return dialect_insert_for(conn.dialect.name, table)
 
 
-def _dialect_insert(dialect: str, table: Table) -> Any:
+def dialect_insert_for(dialect: str, table: Table) -> Any:
     if dialect == "sqlite":
         return sqlite.insert(table)
     return postgresql.insert(table)
@@ -185,7 +185,7 @@ async def upsert_people(
 @functools.cache
 def _upsert_people_stmt(dialect: str, joined: bool) -> Any:
     # Built once per dialect: building ``excluded`` costs more than running the statement.
-    stmt = _dialect_insert(dialect, members)
+    stmt = dialect_insert_for(dialect, members)
     changes: dict[str, Any] = {
         "display_name": stmt.excluded.display_name,
         "username": stmt.excluded.username,
@@ -349,7 +349,7 @@ async def insert_referrals(
 
 @functools.cache
 def _insert_referrals_stmt(dialect: str, returning: bool) -> Any:
-    stmt = _dialect_insert(dialect, referrals).on_conflict_do_nothing(
+    stmt = dialect_insert_for(dialect, referrals).on_conflict_do_nothing(
         index_elements=["program_id", "referred_id"]
     )
     if returning:
@@ -527,7 +527,7 @@ async def apply_count_deltas(
 
 @functools.cache
 def _count_deltas_stmt(dialect: str, with_windows: bool, returning: bool) -> Any:
-    stmt = _dialect_insert(dialect, referrer_counts)
+    stmt = dialect_insert_for(dialect, referrer_counts)
     changes: dict[str, Any] = {
         name: getattr(referrer_counts.c, name) + getattr(stmt.excluded, name)
         for name in COUNT_FIELDS

@@ -152,7 +152,7 @@ class ContextMiddleware(BaseMiddleware):
         people: People = data["people"]
         locale: str | None = None
         if user is not None and not user.is_bot:
-            await people.seen(
+            seen = await people.seen(
                 PLATFORM,
                 user.id,
                 display_name=user.full_name,
@@ -160,7 +160,7 @@ class ContextMiddleware(BaseMiddleware):
                 platform_language=user.language_code,
                 started=chat is not None and chat.type == "private",
             )
-            locale = (await people.get(PLATFORM, user.id)).locale
+            locale = seen.locale
         data["reply"] = Reply(
             data["outbox"],
             data["clock"],
