@@ -173,7 +173,7 @@ class LeaveOutcome:
 class RequestStatus(enum.StrEnum):
     APPROVE = "approve"  # approve the join request now
     CHECK = "check"  # ask the person to pass the human check first (5-minute DM window)
-    ALREADY = "already"  # a request of this person was handled before: approve again
+    ALREADY = "already"  # settled before (declined), or another instance has it: nothing to do
 
 
 @dataclass(frozen=True, slots=True)

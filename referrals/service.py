@@ -23,7 +23,7 @@ from delivery.port import (
     RetryAfter,
     Unreachable,
 )
-from referrals import joins
+from referrals import joins, requests
 from referrals.models import (
     BadLabel,
     ConfirmedReferrer,
@@ -53,7 +53,6 @@ from referrals.models import (
     ReceiptItem,
     RememberOutcome,
     RememberStatus,
-    RequestStatus,
     ReviewOutcome,
     SettingsError,
     TooManyLinks,
@@ -72,7 +71,7 @@ LABEL_RE = re.compile(r"^[a-z0-9_-]{1,24}$")
 MAX_LINKS_PER_READER = 10
 MAX_NOTE = 200
 MEMBERSHIP_CHECKS_AT_ONCE = 10
-HUMAN_CHECK_WINDOW = timedelta(minutes=4)  # the DM window is 5 minutes; keep a margin
+HUMAN_CHECK_WINDOW = requests.HUMAN_CHECK_WINDOW
 HUMAN_CHECK_PATIENCE = timedelta(hours=24)
 
 
@@ -148,6 +147,9 @@ class ReferralService:
         self._ports: dict[str, PlatformPort] = dict(ports or {})
         self._batcher: Batcher[JoinEvent, JoinOutcome] = Batcher(
             self._process_joins, name="join-batcher", max_batch=max_batch
+        )
+        self._requests: Batcher[requests.JoinRequest, JoinRequestOutcome] = Batcher(
+            self._process_requests, name="join-request-batcher", max_batch=max_batch
         )
 
     def add_port(self, port: PlatformPort) -> None:
@@ -553,60 +555,13 @@ class ReferralService:
         a check); ``ALREADY`` means it was settled (declined) before: nothing more to do. A
         new request after a settled one starts over. A declined request or a failed check
         takes no slot."""
-        at = ensure_utc(at)
-        program = await self.get_program(program_id)
-        now = self._clock.now()
+        return await self._requests.submit(
+            requests.JoinRequest(program_id, person, ensure_utc(at), link)
+        )
+
+    async def _process_requests(self, batch: list[requests.JoinRequest]) -> list[requests.Result]:
         async with self._db.write() as conn:
-            referrer_id: int | None = None
-            link_id: int | None = None
-            if link:
-                found = await q.links_by_code_or_url(conn, [link])
-                row = found.get(link)
-                if row is not None and row["program_id"] == program_id and not row["revoked_at"]:
-                    referrer_id, link_id = row["referrer_id"], row["id"]
-            await self._upsert_person(conn, program_id, person, at)
-            if referrer_id is not None and referrer_id != person.user_id:
-                await q.remember_referrer(
-                    conn, program_id, person.user_id, referrer_id, link_id or 0, at
-                )
-            referrer = (
-                await q.member(conn, program_id, referrer_id) if referrer_id is not None else None
-            )
-            name = referrer["display_name"] if referrer else None
-            earlier = await q.join_request(conn, program_id, person.user_id)
-            if earlier is not None and earlier["requested_at"] == at:
-                # The same request again (Telegram re-delivered the update).
-                status = {
-                    "awaiting_check": RequestStatus.CHECK,
-                    "approved": RequestStatus.APPROVE,
-                }.get(earlier["state"], RequestStatus.ALREADY)
-                return JoinRequestOutcome(status, program, referrer_id, name)
-            contact = await store_outbox.person(conn, program.platform, person.user_id)
-            check = (
-                program.human_check
-                and now < at + HUMAN_CHECK_WINDOW
-                and not (contact and contact["blocked_at"] is not None)
-            )
-            if earlier is not None and earlier["state"] == "approved":
-                check = False  # let in before (and left since): no new check
-            values = {
-                "referrer_id": referrer_id,
-                "link_id": link_id,
-                "state": "awaiting_check" if check else "approved",
-                "requested_at": at,
-                "check_until": at + HUMAN_CHECK_WINDOW if check else None,
-                "decided_at": None if check else now,
-            }
-            if earlier is None:
-                inserted = await q.upsert_join_request(
-                    conn, {"program_id": program_id, "user_id": person.user_id, **values}
-                )
-                if not inserted:  # a concurrent handler recorded it first
-                    return JoinRequestOutcome(RequestStatus.ALREADY, program, referrer_id, name)
-            else:
-                await q.reopen_join_request(conn, program_id, person.user_id, values)
-        status = RequestStatus.CHECK if check else RequestStatus.APPROVE
-        return JoinRequestOutcome(status, program, referrer_id, name)
+            return await requests.decide_join_requests(conn, batch, self._clock.now())
 
     async def pass_human_check(self, program_id: int, user_id: int) -> PassedCheck | None:
         """The person pressed the check button: their request is to be approved. None when

@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     cast,
     delete,
     func,
@@ -230,6 +231,34 @@ async def remember_referrer(
         .values(remembered_referrer_id=referrer_id, remembered_link_id=link_id, remembered_at=at)
     )
     return bool(result.rowcount)
+
+
+async def remember_referrers(
+    conn: AsyncConnection, rows: Sequence[tuple[int, int, int, int, datetime]]
+) -> None:
+    """:func:`remember_referrer` for many friends at once: rows of (program_id, user_id,
+    referrer_id, link_id, at); a friend with an earlier reader remembered keeps that one."""
+    if rows:
+        params = [
+            {"b_program": p, "b_user": u, "b_referrer": r, "b_link": link, "b_at": at}
+            for p, u, r, link, at in sorted(rows)
+        ]
+        await execute_many(conn, _REMEMBER_MANY, params)
+
+
+_REMEMBER_MANY = (
+    update(members)
+    .where(
+        members.c.program_id == bindparam("b_program"),
+        members.c.user_id == bindparam("b_user"),
+        members.c.remembered_referrer_id.is_(None),
+    )
+    .values(
+        remembered_referrer_id=bindparam("b_referrer"),
+        remembered_link_id=bindparam("b_link"),
+        remembered_at=bindparam("b_at", type_=UTCDateTime()),
+    )
+)
 
 
 # --- links ------------------------------------------------------------------------------
@@ -847,3 +876,31 @@ async def outbox_states(conn: AsyncConnection, keys: Sequence[str]) -> dict[str,
         )
         found.update({key: state for key, state in rows})
     return found
+
+
+async def join_requests_by_keys(
+    conn: AsyncConnection, keys: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], RowMapping]:
+    found: dict[tuple[int, int], RowMapping] = {}
+    for condition in pair_filters(join_requests.c.program_id, join_requests.c.user_id, keys):
+        for row in (await conn.execute(select(join_requests).where(condition))).mappings():
+            found[(row["program_id"], row["user_id"])] = row
+    return found
+
+
+async def insert_join_requests(
+    conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]
+) -> set[tuple[int, int]]:
+    """Record new join requests; returns the keys that went in (the caller read, in this
+    transaction, that none existed: on SQLite all of them, see :func:`insert_referrals`)."""
+    if not rows:
+        return set()
+    ordered = sorted(rows, key=lambda r: (r["program_id"], r["user_id"]))
+    stmt = dialect_insert(conn, join_requests).on_conflict_do_nothing(
+        index_elements=["program_id", "user_id"]
+    )
+    if conn.dialect.name == "sqlite":
+        await execute_many(conn, stmt, ordered)
+        return {(row["program_id"], row["user_id"]) for row in ordered}
+    returned = stmt.returning(join_requests.c.program_id, join_requests.c.user_id)
+    return {(pid, uid) for pid, uid in await execute_many(conn, returned, ordered)}

@@ -1,0 +1,181 @@
+"""Join requests (the direct-link mode): who invited the requester, and whether to approve now
+or after the human check — for many requests in one transaction.
+
+Requests that arrive together (the updates of one batch) are grouped by a
+:class:`storage.batch.Batcher` and decided here with a constant number of set-based
+statements, like joins (referrals/joins.py): on SQLite one writer serves everyone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from referrals.models import JoinRequestOutcome, Person, ProgramNotFound, RequestStatus
+from referrals.programs import program_from_row
+from referrals.text import clean_name
+from storage import outbox as store_outbox
+from storage import queries as q
+from storage.clock import ensure_utc
+
+HUMAN_CHECK_WINDOW = timedelta(minutes=4)  # the DM window is 5 minutes; keep a margin
+
+Result = JoinRequestOutcome | Exception
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRequest:
+    program_id: int
+    person: Person
+    at: datetime
+    link: str | None
+
+
+async def decide_join_requests(
+    conn: AsyncConnection, batch: Sequence[JoinRequest], now: datetime
+) -> list[Result]:
+    """Record ``batch`` in the open transaction; one result per request, in order.
+
+    A person asking twice in one batch is decided in a second round, after the first."""
+    results: list[Result | None] = [None] * len(batch)
+    rounds: list[list[int]] = []
+    seen_in: dict[tuple[int, int], int] = {}
+    for index, request in enumerate(batch):
+        key = (request.program_id, request.person.user_id)
+        round_no = seen_in.get(key, -1) + 1
+        seen_in[key] = round_no
+        if round_no == len(rounds):
+            rounds.append([])
+        rounds[round_no].append(index)
+    programs = await q.programs_by_ids(conn, {request.program_id for request in batch})
+    for indexes in rounds:
+        todo = []
+        for index in indexes:
+            if batch[index].program_id in programs:
+                todo.append(index)
+            else:
+                results[index] = ProgramNotFound(f"no program {batch[index].program_id}")
+        if todo:
+            decided = await _decide_round(conn, [batch[i] for i in todo], programs, now)
+            for index, outcome in zip(todo, decided, strict=True):
+                results[index] = outcome
+    return [r if r is not None else RuntimeError("request not processed") for r in results]
+
+
+async def _decide_round(
+    conn: AsyncConnection,
+    requests: Sequence[JoinRequest],
+    program_rows: dict[int, Any],
+    now: datetime,
+) -> list[JoinRequestOutcome]:
+    """Requests of distinct people."""
+    programs = {pid: program_from_row(row) for pid, row in program_rows.items()}
+    link_values = sorted({r.link for r in requests if r.link})
+    links = await q.links_by_code_or_url(conn, link_values) if link_values else {}
+    attributed: list[tuple[int | None, int | None]] = []
+    for request in requests:
+        row = links.get(request.link) if request.link else None
+        if row is not None and row["program_id"] == request.program_id and not row["revoked_at"]:
+            attributed.append((row["referrer_id"], row["id"]))
+        else:
+            attributed.append((None, None))
+
+    await q.upsert_people(
+        conn,
+        sorted(
+            (
+                {
+                    "program_id": r.program_id,
+                    "user_id": r.person.user_id,
+                    "display_name": clean_name(r.person.display_name),
+                    "username": clean_name(r.person.username, 64) or None,
+                    "first_seen_at": ensure_utc(r.at),
+                }
+                for r in requests
+            ),
+            key=lambda row: (row["program_id"], row["user_id"]),
+        ),
+        joined=False,
+    )
+    await q.remember_referrers(
+        conn,
+        [
+            (r.program_id, r.person.user_id, referrer_id, link_id or 0, ensure_utc(r.at))
+            for r, (referrer_id, link_id) in zip(requests, attributed, strict=True)
+            if referrer_id is not None and referrer_id != r.person.user_id
+        ],
+    )
+    referrer_keys = sorted(
+        {
+            (r.program_id, referrer_id)
+            for r, (referrer_id, _) in zip(requests, attributed, strict=True)
+            if referrer_id is not None
+        }
+    )
+    referrers = await q.members_by_keys(conn, referrer_keys) if referrer_keys else {}
+    keys = sorted((r.program_id, r.person.user_id) for r in requests)
+    earlier_rows = await q.join_requests_by_keys(conn, keys)
+    contacts = await store_outbox.people_by_keys(
+        conn, sorted({(programs[r.program_id].platform, r.person.user_id) for r in requests})
+    )
+
+    outcomes: list[JoinRequestOutcome | None] = [None] * len(requests)
+    new_rows: list[dict[str, Any]] = []
+    new_index: dict[tuple[int, int], int] = {}
+    for index, (request, (referrer_id, link_id)) in enumerate(
+        zip(requests, attributed, strict=True)
+    ):
+        program = programs[request.program_id]
+        at = ensure_utc(request.at)
+        key = (request.program_id, request.person.user_id)
+        referrer = referrers.get((request.program_id, referrer_id)) if referrer_id else None
+        name = referrer["display_name"] if referrer else None
+        earlier = earlier_rows.get(key)
+        if earlier is not None and earlier["requested_at"] == at:
+            # The same request again (Telegram re-delivered the update).
+            status = {
+                "awaiting_check": RequestStatus.CHECK,
+                "approved": RequestStatus.APPROVE,
+            }.get(earlier["state"], RequestStatus.ALREADY)
+            outcomes[index] = JoinRequestOutcome(status, program, referrer_id, name)
+            continue
+        contact = contacts.get((program.platform, request.person.user_id))
+        check = (
+            program.human_check
+            and now < at + HUMAN_CHECK_WINDOW
+            and not (contact and contact["blocked_at"] is not None)
+        )
+        if earlier is not None and earlier["state"] == "approved":
+            check = False  # let in before (and left since): no new check
+        values = {
+            "referrer_id": referrer_id,
+            "link_id": link_id,
+            "state": "awaiting_check" if check else "approved",
+            "requested_at": at,
+            "check_until": at + HUMAN_CHECK_WINDOW if check else None,
+            "decided_at": None if check else now,
+        }
+        if earlier is None:
+            new_rows.append({"program_id": key[0], "user_id": key[1], **values})
+            new_index[key] = index
+        else:
+            await q.reopen_join_request(conn, key[0], key[1], values)
+        status = RequestStatus.CHECK if check else RequestStatus.APPROVE
+        outcomes[index] = JoinRequestOutcome(status, program, referrer_id, name)
+
+    inserted = await q.insert_join_requests(conn, new_rows)
+    for key, index in new_index.items():
+        if key not in inserted:  # another instance recorded it first (PostgreSQL)
+            earlier_outcome = outcomes[index]
+            assert earlier_outcome is not None
+            outcomes[index] = JoinRequestOutcome(
+                RequestStatus.ALREADY,
+                earlier_outcome.program,
+                earlier_outcome.referrer_id,
+                earlier_outcome.referrer_name,
+            )
+    return [outcome for outcome in outcomes if outcome is not None]
