@@ -29,6 +29,7 @@ from delivery.port import (
 )
 from delivery.ratelimit import RateLimiter
 from storage import outbox as store
+from storage.batch import Batcher
 from storage.clock import Clock
 from storage.database import Database
 
@@ -149,6 +150,9 @@ class Outbox:
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
+        self._adds: Batcher[list[Mapping[str, Any]], int] = Batcher(
+            self._add_batch, name="outbox-add"
+        )
 
     def add_sender(self, sender: Sender) -> None:
         self._senders[sender.platform] = sender
@@ -163,11 +167,31 @@ class Outbox:
         await asyncio.wait_for(self._idle.wait(), timeout)
 
     async def add(self, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Add rows in a transaction of their own and wake the drainer."""
+        """Add rows in a transaction of their own and wake the drainer; returns how many
+        were new (a repeated idempotency key adds nothing). Adds that arrive together (the
+        answers to one batch of updates) share one transaction."""
+        return await self._adds.submit(list(rows))
+
+    async def _add_batch(self, batch: list[list[Mapping[str, Any]]]) -> list[int]:
         async with self._db.write() as conn:
-            added = await store.enqueue(conn, rows)
+            if len(batch) == 1:
+                counts = [await store.enqueue(conn, batch[0])]
+            else:
+                # One statement for all; a count per caller needs to know which rows went
+                # in, which only a repeated key can change: then each list on its own.
+                keys = [row.get("idempotency_key") for rows in batch for row in rows]
+                present = [key for key in keys if key is not None]
+                if len(present) == len(set(present)):
+                    existing = await store.existing_keys(conn, present)
+                    await store.enqueue(conn, [row for rows in batch for row in rows])
+                    counts = [
+                        sum(1 for row in rows if row.get("idempotency_key") not in existing)
+                        for rows in batch
+                    ]
+                else:
+                    counts = [await store.enqueue(conn, rows) for rows in batch]
         self.wake()
-        return added
+        return counts
 
     async def drain_once(self) -> DrainReport:
         """Send what is due and allowed now; returns what happened and how long to wait."""

@@ -11,7 +11,13 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.queries import dialect_insert, dialect_insert_for, execute_many, pair_filters
+from storage.queries import (
+    chunks,
+    dialect_insert,
+    dialect_insert_for,
+    execute_many,
+    pair_filters,
+)
 from storage.schema import inbox, outbox, people, programs
 
 
@@ -469,4 +475,15 @@ async def people_by_keys(
     for condition in pair_filters(people.c.platform, people.c.user_id, keys):
         for row in (await conn.execute(select(people).where(condition))).mappings():
             found[(row["platform"], row["user_id"])] = dict(row)
+    return found
+
+
+async def existing_keys(conn: AsyncConnection, keys: Sequence[str]) -> set[str]:
+    """Which of these idempotency keys the outbox holds already."""
+    found: set[str] = set()
+    for part in chunks(sorted(set(keys))):
+        result = await conn.execute(
+            select(outbox.c.idempotency_key).where(outbox.c.idempotency_key.in_(list(part)))
+        )
+        found.update(result.scalars())
     return found
