@@ -78,7 +78,7 @@ from delivery.port import (  # noqa: E402
     MembershipResult,
 )
 from delivery.ratelimit import Limits, RateLimiter  # noqa: E402
-from main import Application, Settings  # noqa: E402
+from main import Application, Settings, tune_garbage_collector  # noqa: E402
 from referrals.models import JoinEvent, Person  # noqa: E402
 from referrals.service import ReferralService  # noqa: E402
 from sandbox import RateLimits, SandboxServer, SimBot, SimChat, SimUser, World  # noqa: E402
@@ -345,6 +345,7 @@ async def start_e2e(remote: Remote, db_path: Path, readers: int, joins: int) -> 
     )
     app = Application(settings, limits=WIDE, poll_timeout=10, retry_delays=(0.2, 1.0))
     await upgrade(app.db)
+    tune_garbage_collector()  # as `inviteloop run` does once it has started
     stop = asyncio.Event()
     task = asyncio.create_task(app.run(stop), name="bench-bot")
     run = E2E(remote, app, stop, task)

@@ -21,6 +21,10 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     TelegramConflictError,
@@ -28,7 +32,8 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.methods import GetUpdates
+from aiogram.methods import GetUpdates, Response, TelegramMethod
+from aiogram.methods.base import TelegramType
 from aiogram.types import BotCommand, Update
 
 from bots.render import Renderer
@@ -93,6 +98,7 @@ class TelegramBot:
         session = AiohttpSession(
             api=TelegramAPIServer.from_base(api_url) if api_url else AiohttpSession().api
         )
+        session.middleware(_HoldResponseTypes())
         self.bot = Bot(token, session=session, default=DefaultBotProperties(parse_mode=None))
         self.db = db
         self.clock = clock
@@ -366,6 +372,27 @@ class TelegramBot:
 
     async def close(self) -> None:
         await self.bot.session.close()
+
+
+class _HoldResponseTypes(BaseRequestMiddleware):
+    """aiogram parses every answer with ``Response[<the method's result type>]``; pydantic
+    keeps such parametrised classes only weakly, so each was rebuilt (a few ms of schema
+    building) whenever the garbage collector had dropped it — a tenth of the bot's time in
+    the end-to-end benchmark. Holding one per method we call keeps them built."""
+
+    def __init__(self) -> None:
+        self._held: dict[type[Any], Any] = {}
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        kind = type(method)
+        if kind not in self._held:
+            self._held[kind] = Response[method.__returning__]  # type: ignore[name-defined]
+        return await make_request(bot, method)
 
 
 class _NoReply:
