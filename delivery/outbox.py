@@ -345,7 +345,10 @@ class Outbox:
                 logger.exception("outbox drain failed; trying again shortly")
                 report = DrainReport(wait=idle)
             progressed = bool(report.sent or report.retried or report.failed)
-            if progressed and report.wait == 0.0:
+            if progressed and report.wait in (0.0, None):
+                # Drain again at once: either more is due now, or the next drain finds
+                # nothing and reports idle (waiting `idle` here kept callers of
+                # wait_idle, the demo and tests, a second behind every send).
                 continue
             if not progressed and not report.rate_limited and not self._wake.is_set():
                 self._idle.set()  # nothing is due (rate-limited rows are not idle)
