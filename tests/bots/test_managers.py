@@ -186,6 +186,34 @@ async def test_settings_in_a_group_answer_the_manager_in_private(
     assert (await row_of(harness, chat))["hold_hours"] == 24
 
 
+async def test_settings_in_a_group_by_an_admin_who_never_started_the_bot_offers_the_bot(
+    harness: Harness, owner: SimUser
+) -> None:
+    world = harness.world
+    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club")
+    rina = world.add_user("Rina")
+    world.add_member(chat, rina)
+    world.set_admin_rights(chat, rina, by=owner)
+    await harness.say(rina, "/settings hold 24", to=chat)
+    offer = harness.last_to(chat)
+    assert offer.text == (
+        "Rina, open a private chat with me to change the settings of this program."
+    )
+    assert url_in_button(offer).startswith("https://t.me/loopbot?start=go_")
+    assert harness.texts_to(rina) == []
+    assert (await row_of(harness, chat))["hold_hours"] == 48
+
+    # Once she has started the bot, the same command works and answers in private.
+    await harness.say(rina, "/start")
+    await harness.say(rina, "/settings hold 24", to=chat)
+    assert "Hold period: 24 hours" in harness.last_to(rina).text
+    assert (await row_of(harness, chat))["hold_hours"] == 24
+
+
+def url_in_button(message: Any) -> str:
+    return next(button["url"] for button in message.inline_buttons if button.get("url"))
+
+
 async def test_a_manager_of_several_programs_chooses_which_one(
     harness: Harness, owner: SimUser
 ) -> None:

@@ -223,7 +223,11 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
         _notify_joined(["Bob", "Cy"], 2, ["held"], 0),
         _notify_joined([f"Friend {n}" for n in range(10)], 14, ["pending"], 48),
     ],
-    "open_bot": [{"name": "Ana", "for_setup": False}, {"name": "Ana", "for_setup": True}],
+    "open_bot": [
+        {"name": "Ana", "for_setup": False},
+        {"name": "Ana", "for_setup": True},
+        {"name": "Ana", "for_setup": False, "purpose": "settings"},
+    ],
     "post_invite": [{"program_title": TITLE}],
     "posted": [
         {"ok": True, "pinned": False, "program_title": TITLE},

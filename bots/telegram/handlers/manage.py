@@ -11,7 +11,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, ChatMemberUnion, Message
 
 from bots.telegram.callbacks import PickProgram, Setting
-from bots.telegram.context import ProgramCache, Reply
+from bots.telegram.context import PLATFORM, ProgramCache, Reply, first_name
 from bots.telegram.handlers.common import (
     GROUP_TYPES,
     answer_error,
@@ -22,6 +22,7 @@ from bots.telegram.handlers.common import (
 from bots.telegram.port import TelegramPort
 from delivery.outbox import Priority
 from referrals.models import EngineError, NotAllowed, Program
+from referrals.people import People
 from referrals.service import ReferralService
 from referrals.text import clean_name
 
@@ -134,12 +135,25 @@ async def settings(
     referrals: ReferralService,
     reply: Reply,
     programs: ProgramCache,
+    people: People,
+    port: TelegramPort,
 ) -> None:
     """Show the settings with buttons; /settings <name> <value> for typed ones."""
     if message.from_user is None:
         return
     program = await _program_for(message, referrals, reply, programs, "settings")
     if program is None:
+        return
+    if message.chat.type in GROUP_TYPES and not (
+        (await people.get(PLATFORM, message.from_user.id)).reachable
+    ):
+        # The settings answer in private; Telegram lets a bot write only to people who
+        # started it, so first the button that opens the private chat.
+        await reply.here(
+            "open_bot",
+            {"name": first_name(message.from_user), "for_setup": False, "purpose": "settings"},
+            buttons=[[{"label": "open_bot", "url": port.deep_link(f"go_{program.id}")}]],
+        )
         return
     words = (command.args or "").split()
     if words:
