@@ -56,6 +56,11 @@ class _Counted:
     left_at: datetime | None
 
 
+_KNOWN_COLUMNS = ("first_joined_at", "remembered_referrer_id", "remembered_link_id")
+_COUNTED_COLUMNS = ("referrer_id", "state", "left_at")
+_REFERRER_COLUMNS = ("pending", "held", "confirmed", "window_started_at", "window_joins")
+
+
 async def decide_joins(conn: AsyncConnection, batch: Sequence[JoinEvent]) -> list[Result]:
     """Record ``batch`` in one transaction; one result per event, in order."""
     results: list[Result | None] = [None] * len(batch)
@@ -74,11 +79,11 @@ async def decide_joins(conn: AsyncConnection, batch: Sequence[JoinEvent]) -> lis
         key: _Known(
             row["first_joined_at"], row["remembered_referrer_id"], row["remembered_link_id"]
         )
-        for key, row in (await q.members_by_keys(conn, people)).items()
+        for key, row in (await q.members_by_keys(conn, people, _KNOWN_COLUMNS)).items()
     }
     counted: dict[tuple[int, int], _Counted] = {
         key: _Counted(row["referrer_id"], row["state"], row["left_at"])
-        for key, row in (await q.referrals_by_keys(conn, people)).items()
+        for key, row in (await q.referrals_by_keys(conn, people, _COUNTED_COLUMNS)).items()
     }
     link_values = sorted({value for i in todo if (value := batch[i].link)})
     links = await q.links_by_code_or_url(conn, link_values) if link_values else {}
@@ -114,7 +119,7 @@ async def decide_joins(conn: AsyncConnection, batch: Sequence[JoinEvent]) -> lis
     )
     referrers: dict[tuple[int, int], _Referrer] = {}
     if referrer_keys:
-        rows = await q.counts_by_keys(conn, referrer_keys)
+        rows = await q.counts_by_keys(conn, referrer_keys, _REFERRER_COLUMNS)
         for key in referrer_keys:
             count_row = rows.get(key)
             referrers[key] = (

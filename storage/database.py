@@ -70,6 +70,7 @@ class Database:
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             connect_args = engine_kwargs.pop("connect_args", {})
             connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_S)
+            engine_kwargs.setdefault("pool_reset_on_return", None)
             engine = create_async_engine(url, connect_args=connect_args, **engine_kwargs)
             _configure_sqlite(engine)
         else:

@@ -161,13 +161,28 @@ async def member(conn: AsyncConnection, program_id: int, user_id: int) -> RowMap
 
 
 async def members_by_keys(
-    conn: AsyncConnection, keys: Sequence[tuple[int, int]]
+    conn: AsyncConnection, keys: Sequence[tuple[int, int]], columns: Sequence[str] = ()
 ) -> dict[tuple[int, int], RowMapping]:
-    found: dict[tuple[int, int], RowMapping] = {}
-    for condition in pair_filters(members.c.program_id, members.c.user_id, keys):
-        result = await conn.execute(select(members).where(condition))
+    """Member rows by (program_id, user_id): every column, or the keys and ``columns``."""
+    return await _rows_by_pairs(conn, members, "program_id", "user_id", keys, columns)
+
+
+async def _rows_by_pairs(
+    conn: AsyncConnection,
+    table: Table,
+    first: str,
+    second: str,
+    keys: Sequence[tuple[Any, Any]],
+    columns: Sequence[str],
+) -> dict[tuple[Any, Any], RowMapping]:
+    # Naming the columns a hot path needs spares converting the others (datetimes above
+    # all) for every row.
+    selected = [table.c[name] for name in (first, second, *columns)] if columns else [table]
+    found: dict[tuple[Any, Any], RowMapping] = {}
+    for condition in pair_filters(table.c[first], table.c[second], keys):
+        result = await conn.execute(select(*selected).where(condition))
         for row in result.mappings():
-            found[(row["program_id"], row["user_id"])] = row
+            found[(row[first], row[second])] = row
     return found
 
 
@@ -340,14 +355,10 @@ async def links_by_code_or_url(
 
 
 async def referrals_by_keys(
-    conn: AsyncConnection, keys: Sequence[tuple[int, int]]
+    conn: AsyncConnection, keys: Sequence[tuple[int, int]], columns: Sequence[str] = ()
 ) -> dict[tuple[int, int], RowMapping]:
-    found: dict[tuple[int, int], RowMapping] = {}
-    for condition in pair_filters(referrals.c.program_id, referrals.c.referred_id, keys):
-        result = await conn.execute(select(referrals).where(condition))
-        for row in result.mappings():
-            found[(row["program_id"], row["referred_id"])] = row
-    return found
+    """Referrals by (program_id, referred_id): every column, or the keys and ``columns``."""
+    return await _rows_by_pairs(conn, referrals, "program_id", "referred_id", keys, columns)
 
 
 async def referral(conn: AsyncConnection, program_id: int, referred_id: int) -> RowMapping | None:
@@ -512,16 +523,10 @@ async def insert_join_attempts(conn: AsyncConnection, rows: Sequence[Mapping[str
 
 
 async def counts_by_keys(
-    conn: AsyncConnection, keys: Sequence[tuple[int, int]]
+    conn: AsyncConnection, keys: Sequence[tuple[int, int]], columns: Sequence[str] = ()
 ) -> dict[tuple[int, int], RowMapping]:
-    found: dict[tuple[int, int], RowMapping] = {}
-    for condition in pair_filters(
-        referrer_counts.c.program_id, referrer_counts.c.referrer_id, keys
-    ):
-        result = await conn.execute(select(referrer_counts).where(condition))
-        for row in result.mappings():
-            found[(row["program_id"], row["referrer_id"])] = row
-    return found
+    """Referrer counts by (program_id, referrer_id): every column, or keys and ``columns``."""
+    return await _rows_by_pairs(conn, referrer_counts, "program_id", "referrer_id", keys, columns)
 
 
 async def apply_count_deltas(

@@ -80,7 +80,8 @@ class UTCDateTime(TypeDecorator[datetime]):
                 raise ValueError(f"naive datetime {value!r} cannot be stored")
             if value.utcoffset():
                 value = value.astimezone(UTC)
-            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+            # "2026-01-05 09:20:00.000000+00:00" less its offset
+            return value.isoformat(" ", "microseconds")[:26]
 
         return process
 
