@@ -114,8 +114,19 @@ async def decide_joins(conn: AsyncConnection, batch: Sequence[JoinEvent]) -> lis
                 reason = Reason.NO_LINK
         attribution[i] = (referrer_id, link_id, reason)
 
+    # A reader's running counts and burst window matter only where a cap or a burst limit
+    # may hold their friends for a manager; elsewhere they are neither read nor written.
+    guarded = {
+        pid
+        for pid, row in programs.items()
+        if row["referrer_cap"] is not None or row["burst_limit"] is not None
+    }
     referrer_keys = sorted(
-        {(batch[i].program_id, ref) for i, (ref, _, _) in attribution.items() if ref is not None}
+        {
+            (batch[i].program_id, ref)
+            for i, (ref, _, _) in attribution.items()
+            if ref is not None and batch[i].program_id in guarded
+        }
     )
     referrers: dict[tuple[int, int], _Referrer] = {}
     if referrer_keys:
@@ -291,6 +302,10 @@ async def decide_joins(conn: AsyncConnection, batch: Sequence[JoinEvent]) -> lis
         }
         with_window = {key: deltas.pop(key, {}) for key in referrers}
         await q.apply_count_deltas(conn, with_window, _latest(batch), windows, returning=False)
+    for i, (ref, _, _) in attribution.items():
+        if ref is not None and batch[i].program_id not in guarded:
+            # Every reader whose link was used has a counts row, as in guarded programs.
+            deltas.setdefault((batch[i].program_id, ref), {})
     if deltas:
         await q.apply_count_deltas(conn, deltas, _latest(batch), returning=False)
     await q.insert_join_attempts(conn, attempts)
@@ -316,11 +331,13 @@ def _rules(
         age = at - ensure_utc(event.account_created_at)
         if age < timedelta(days=min_age):
             return JoinStatus.REJECTED, Reason.ACCOUNT_TOO_NEW
+    cap, burst = program["referrer_cap"], program["burst_limit"]
+    if cap is None and burst is None:
+        return (JoinStatus.CONFIRMED if program["hold_hours"] == 0 else JoinStatus.PENDING), None
     state = referrers[(event.program_id, referrer_id)]
     window = timedelta(minutes=program["burst_window_minutes"])
     if state.window_started_at is None or at - state.window_started_at >= window:
         state.window_started_at, state.window_joins = at, 0
-    cap, burst = program["referrer_cap"], program["burst_limit"]
     status: JoinStatus
     reason: Reason | None = None
     if cap is not None and state.active >= cap:
