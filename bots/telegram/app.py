@@ -77,6 +77,13 @@ def update_key(update: Update) -> tuple[int, int]:
     return (chat.id if chat else 0, user.id if user else 0)
 
 
+def lane_key(update: Update) -> tuple[int, int]:
+    """The lane an update waits in: one per person (their /start in private before their
+    join of a chat), else one per chat. Lanes and the inbox's parking use the same key."""
+    chat_id, user_id = update_key(update)
+    return (0, user_id) if user_id else (chat_id, 0)
+
+
 class TelegramBot:
     """Everything the Telegram side needs, built by ``main.py``."""
 
@@ -234,8 +241,7 @@ class TelegramBot:
         kept (then the batch must not be acknowledged)."""
         lanes: dict[tuple[int, int], list[Update]] = defaultdict(list)
         for update in updates:
-            chat_id, user_id = update_key(update)
-            lanes[(0, user_id) if user_id else (chat_id, 0)].append(update)
+            lanes[lane_key(update)].append(update)
         results = await asyncio.gather(
             *(self._lane(lane) for lane in lanes.values()), return_exceptions=True
         )
@@ -247,9 +253,9 @@ class TelegramBot:
 
     async def _lane(self, updates: list[Update]) -> None:
         for update in updates:
-            key = update_key(update)
+            key = lane_key(update)
             if self._parked.get(key):
-                # An earlier update of this chat and person waits in the inbox: this one
+                # An earlier update of this person (or chat) waits in the inbox: this one
                 # waits behind it, so their order holds.
                 await self._keep(update, None, key)
             else:
@@ -281,7 +287,7 @@ class TelegramBot:
         now = self.clock.now()
         payload = update.model_dump(mode="json", exclude_none=True)
         if error is None:
-            reason, retry_at = "waiting behind an earlier update of this chat and person", now
+            reason, retry_at = "waiting behind an earlier update of this person", now
         else:
             reason, retry_at = f"{type(error).__name__}: {error}", now + timedelta(minutes=1)
         self._parked[key] = self._parked.get(key, 0) + 1
@@ -314,16 +320,16 @@ class TelegramBot:
         logger.warning("update %s kept in the inbox: %s", update.update_id, reason)
 
     async def load_inbox(self) -> None:
-        """Learn which (chat, user) lanes wait behind kept updates (on start)."""
+        """Learn which lanes wait behind kept updates (on start)."""
         async with self.db.read() as conn:
             rows = await inbox_store.queued_updates(conn, "telegram")
         self._parked = {}
         for row in rows:
-            key = update_key(Update.model_validate(row["payload"]))
+            key = lane_key(Update.model_validate(row["payload"]))
             self._parked[key] = self._parked.get(key, 0) + 1
 
     async def retry_inbox(self, max_attempts: int = 10) -> tuple[int, int]:
-        """Feed kept updates again (a scheduler job), each (chat, user) lane in update
+        """Feed kept updates again (a scheduler job), each person's (or chat's) lane in update
         order, stopping a lane at its first update that still fails. Returns (handled,
         still failing)."""
         now = self.clock.now()
@@ -332,7 +338,7 @@ class TelegramBot:
         lanes: dict[tuple[int, int], list[tuple[dict[str, Any], Update]]] = defaultdict(list)
         for row in rows:
             update = Update.model_validate(row["payload"], context={"bot": self.bot})
-            lanes[update_key(update)].append((row, update))
+            lanes[lane_key(update)].append((row, update))
         handled = failing = 0
         for key, lane in lanes.items():
             if ensure_utc(lane[0][0]["next_attempt_at"]) > now:

@@ -388,3 +388,27 @@ async def test_a_friends_start_and_join_in_one_batch_are_handled_in_order(
     assert len(batches) == 1 and len(batches[0].result) == 2
     rows = await table_rows(harness, referrals)
     assert [(r["referred_id"], r["referrer_id"]) for r in rows] == [(bob.id, ana.id)]
+
+
+async def test_a_friends_join_waits_behind_their_kept_start_so_the_reader_still_counts(
+    harness: Harness,
+) -> None:
+    world = harness.world
+    ana, chat, url = await _program(harness)
+    # As above, but remembering Ana fails past the batch's retries (the database is
+    # restarting): the /start is kept, and the join, in the same person's lane though in
+    # another chat, must wait behind it rather than be decided with nobody remembered.
+    fault = StatementFault(harness.app.db, r"UPDATE members SET remembered_referrer_id", times=3)
+    bob = world.add_user("Bob")
+    world.open_link(bob, url)
+    world.join_public(bob, chat)
+    await harness.settle()
+    fault.remove()
+    assert fault.hits == 3
+    assert [r["state"] for r in await _inbox(harness)] == ["queued", "queued"]
+    assert await table_rows(harness, referrals) == []
+
+    harness.clock.advance(minutes=1)
+    assert (await harness.tick())["inbox"] == (2, 0)
+    rows = await table_rows(harness, referrals)
+    assert [(r["referred_id"], r["referrer_id"]) for r in rows] == [(bob.id, ana.id)]
