@@ -426,45 +426,48 @@ async def record_sightings(
 ) -> None:
     """Upsert many people at once (what :func:`upsert_person` does for one). Each row:
     platform, user_id, display_name, username, platform_language (None = not told) and
-    started; keys must be unique within ``rows``."""
-    shapes: dict[tuple[bool, bool, bool], list[dict[str, Any]]] = {}
-    for row in rows:
-        shape = (
-            row["display_name"] is not None,
-            row["platform_language"] is not None,
-            bool(row["started"]),
-        )
-        shapes.setdefault(shape, []).append(
+    started; keys must be unique within ``rows``.
+
+    One statement, rows in key order, so concurrent batches on PostgreSQL take their row
+    locks in the same order. A name that is not told (or empty) keeps the stored one."""
+    if not rows:
+        return
+    params = sorted(
+        (
             {
                 "platform": row["platform"],
                 "user_id": row["user_id"],
                 "display_name": row["display_name"] or "",
-                "username": row["username"],
+                "username": row["username"] if row["display_name"] else None,
                 "platform_language": row["platform_language"],
                 "language": None,
                 "started_at": now if row["started"] else None,
                 "blocked_at": None,
                 "updated_at": now,
             }
-        )
-    for shape in sorted(shapes):
-        batch = sorted(shapes[shape], key=lambda r: (r["platform"], r["user_id"]))
-        await execute_many(conn, _sighting_stmt(conn.dialect.name, *shape), batch)
+            for row in rows
+        ),
+        key=lambda r: (r["platform"], r["user_id"]),
+    )
+    await execute_many(conn, _sighting_stmt(conn.dialect.name), params)
 
 
 @functools.cache
-def _sighting_stmt(dialect: str, named: bool, with_language: bool, started: bool) -> Any:
+def _sighting_stmt(dialect: str) -> Any:
     stmt = dialect_insert_for(dialect, people)
-    changes: dict[str, Any] = {"updated_at": stmt.excluded.updated_at}
-    if named:
-        changes["display_name"] = stmt.excluded.display_name
-        changes["username"] = stmt.excluded.username
-    if with_language:
-        changes["platform_language"] = stmt.excluded.platform_language
-    if started:
+    told = stmt.excluded.display_name != ""
+    started = stmt.excluded.started_at.is_not(None)
+    changes: dict[str, Any] = {
+        "updated_at": stmt.excluded.updated_at,
+        "display_name": case((told, stmt.excluded.display_name), else_=people.c.display_name),
+        "username": case((told, stmt.excluded.username), else_=people.c.username),
+        "platform_language": func.coalesce(
+            stmt.excluded.platform_language, people.c.platform_language
+        ),
+        "started_at": func.coalesce(people.c.started_at, stmt.excluded.started_at),
         # Writing to the bot again means it may DM them again: a block is over.
-        changes["started_at"] = func.coalesce(people.c.started_at, stmt.excluded.started_at)
-        changes["blocked_at"] = None
+        "blocked_at": case((started, None), else_=people.c.blocked_at),
+    }
     return stmt.on_conflict_do_update(index_elements=["platform", "user_id"], set_=changes)
 
 
