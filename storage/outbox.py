@@ -290,42 +290,6 @@ async def delete_person_record(conn: AsyncConnection, platform: str, user_id: in
 # --- inbox ----------------------------------------------------------------------------
 
 
-async def keep_failed_update(
-    conn: AsyncConnection,
-    platform: str,
-    update_id: int,
-    payload: Mapping[str, Any],
-    error: str,
-    now: datetime,
-    retry_at: datetime,
-) -> None:
-    stmt = dialect_insert(conn, inbox).values(
-        platform=platform,
-        update_id=update_id,
-        payload=json.dumps(payload, default=str),
-        state="queued",
-        attempts=1,
-        next_attempt_at=retry_at,
-        last_error=error[:256],
-        created_at=now,
-    )
-    await conn.execute(stmt.on_conflict_do_nothing(index_elements=["platform", "update_id"]))
-
-
-async def due_updates(
-    conn: AsyncConnection, platform: str, now: datetime, limit: int
-) -> list[dict[str, Any]]:
-    rows = await conn.execute(
-        select(inbox)
-        .where(
-            inbox.c.platform == platform, inbox.c.state == "queued", inbox.c.next_attempt_at <= now
-        )
-        .order_by(inbox.c.update_id)
-        .limit(limit)
-    )
-    return [{**row, "payload": json.loads(row["payload"])} for row in rows.mappings()]
-
-
 async def settle_update(
     conn: AsyncConnection,
     row_id: int,

@@ -10,11 +10,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    String,
     Table,
     and_,
     bindparam,
-    cast,
     delete,
     func,
     literal,
@@ -718,17 +716,6 @@ async def claim_slot(conn: AsyncConnection, job: str, slot: str, at: datetime) -
 # --- join requests ----------------------------------------------------------------------
 
 
-async def upsert_join_request(conn: AsyncConnection, values: Mapping[str, Any]) -> bool:
-    """Record a join request; False if this person's request was recorded before."""
-    stmt = (
-        dialect_insert(conn, join_requests)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["program_id", "user_id"])
-        .returning(join_requests.c.user_id)
-    )
-    return (await conn.execute(stmt)).scalar() is not None
-
-
 async def decide_join_request(
     conn: AsyncConnection, program_id: int, user_id: int, state: str, at: datetime
 ) -> bool:
@@ -743,32 +730,6 @@ async def decide_join_request(
         .values(state=state, decided_at=at)
     )
     return bool(result.rowcount)
-
-
-async def overdue_join_requests(
-    conn: AsyncConnection, now: datetime, limit: int = 500
-) -> list[RowMapping]:
-    """Requests still awaiting a human check past ``check_until``, with the state of the
-    check message (from the outbox) when there is one."""
-    key = (
-        literal("check:", String)
-        + cast(join_requests.c.program_id, String)
-        + literal(":", String)
-        + cast(join_requests.c.user_id, String)
-    )
-    result = await conn.execute(
-        select(
-            join_requests.c.program_id,
-            join_requests.c.user_id,
-            join_requests.c.requested_at,
-            outbox.c.state.label("check_state"),
-        )
-        .outerjoin(outbox, outbox.c.idempotency_key == key)
-        .where(join_requests.c.state == "awaiting_check", join_requests.c.check_until <= now)
-        .order_by(join_requests.c.check_until)
-        .limit(limit)
-    )
-    return list(result.mappings())
 
 
 async def move_destination(
