@@ -243,6 +243,41 @@ events = Table(
     Index("ix_events_user", "user_id"),
 )
 
+# One row per reader whose counted total moved, written by the referral state machine
+# (referrals/transitions.py) in the transaction of the change. Consumers (milestones,
+# period boards) mark the rows they handled in the transaction that writes their output.
+count_changes = Table(
+    "count_changes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("program_id", Id, ForeignKey("programs.id", ondelete="CASCADE"), nullable=False),
+    Column("reader_id", BigInteger, nullable=False),
+    Column("before", Integer, nullable=False),
+    Column("after", Integer, nullable=False),
+    Column("referred_id", BigInteger),  # None for a leave-policy recount
+    Column("transition", String(24), nullable=False),
+    Column("joined_at", UTCDateTime),
+    Column("confirmed_at", UTCDateTime),
+    Column("manual", Boolean, nullable=False, server_default=text("false")),
+    Column("held", Boolean, nullable=False, server_default=text("false")),
+    Column("at", UTCDateTime, nullable=False),
+    Column("milestones_at", UTCDateTime),
+    Column("boards_at", UTCDateTime),
+    Index("ix_count_changes_reader", "program_id", "reader_id", "id"),
+    Index(
+        "ix_count_changes_milestones",
+        "id",
+        sqlite_where=text("milestones_at IS NULL"),
+        postgresql_where=text("milestones_at IS NULL"),
+    ),
+    Index(
+        "ix_count_changes_boards",
+        "id",
+        sqlite_where=text("boards_at IS NULL"),
+        postgresql_where=text("boards_at IS NULL"),
+    ),
+)
+
 job_claims = Table(
     "job_claims",
     metadata,
@@ -280,6 +315,8 @@ outbox = Table(
     Column("action", String(16), nullable=False, server_default="send"),
     Column("template", String(64), nullable=False),
     Column("context", Text, nullable=False, server_default="{}"),
+    # The action's typed payload as JSON (delivery.outbox), beside the template's context.
+    Column("payload", Text),
     Column("locale", String(8)),
     Column("state", String(12), nullable=False, server_default="queued"),
     Column("attempts", Integer, nullable=False, server_default="0"),
@@ -332,6 +369,7 @@ __all__ = [
     "OUTBOX_STATES",
     "REFERRAL_STATES",
     "UTCDateTime",
+    "count_changes",
     "events",
     "inbox",
     "job_claims",

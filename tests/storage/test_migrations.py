@@ -24,6 +24,7 @@ TABLES = {
     "referrer_counts",
     "events",
     "job_claims",
+    "count_changes",
 }
 
 
