@@ -82,7 +82,7 @@ from main import Application, Settings, tune_garbage_collector  # noqa: E402
 from referrals.models import JoinEvent, Person  # noqa: E402
 from referrals.service import ReferralService  # noqa: E402
 from sandbox import RateLimits, SandboxServer, SimBot, SimChat, SimUser, World  # noqa: E402
-from storage import outbox as outbox_store  # noqa: E402
+from storage import outbox as db_outbox  # noqa: E402
 from storage.clock import SystemClock  # noqa: E402
 from storage.database import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
@@ -394,7 +394,7 @@ async def join_phase(
     if result["outside"]:
         problems.append(f"{result['outside']} friends are not members")
     async with run.app.db.read() as conn:
-        queued = await outbox_store.outbox_rows(conn, "queued")
+        queued = await db_outbox.outbox_rows(conn, "queued")
     notes = [row for row in queued if row["template"] == "notify_joined"]
     if len(notes) != len(queued):
         problems.append(f"{len(queued) - len(notes)} rows other than notifications queued")
@@ -410,7 +410,7 @@ async def check_joins(run: E2E) -> list[str]:
         rows = (await conn.execute(select(referrals))).mappings().all()
         requests = (await conn.execute(select(join_requests))).mappings().all()
         known = (await conn.execute(select(func.count()).select_from(people))).scalar_one()
-        welcomes = await outbox_store.outbox_rows(conn, "sent")
+        welcomes = await db_outbox.outbox_rows(conn, "sent")
     by_friend = {row["referred_id"]: row["referrer_id"] for row in rows}
     readers = run.readers
     expected = {friend: readers[index % len(readers)] for index, friend in enumerate(run.friends)}
@@ -463,9 +463,7 @@ async def notify_phase(run: E2E, queued: int) -> NotifyPhase:
     rate = limits.global_per_second * ideal / span if span > 0 else 0.0
 
     async with run.app.db.read() as conn:
-        rows = [
-            r for r in await outbox_store.outbox_rows(conn) if r["template"] == "notify_joined"
-        ]
+        rows = [r for r in await db_outbox.outbox_rows(conn) if r["template"] == "notify_joined"]
         per_reader = Counter((await conn.execute(select(referrals.c.referrer_id))).scalars())
     received: Counter[tuple[int, int]] = Counter(tuple(pair) for pair in seen["received"])
     notified: Counter[int] = Counter()

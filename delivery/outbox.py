@@ -28,7 +28,8 @@ from delivery.port import (
     UnreachableReason,
 )
 from delivery.ratelimit import RateLimiter
-from storage import outbox as store
+from storage import outbox as db_outbox
+from storage import people as db_people
 from storage.batch import Batcher
 from storage.clock import Clock
 from storage.database import Database
@@ -175,21 +176,21 @@ class Outbox:
     async def _add_batch(self, batch: list[list[Mapping[str, Any]]]) -> list[int]:
         async with self._db.write() as conn:
             if len(batch) == 1:
-                counts = [await store.enqueue(conn, batch[0])]
+                counts = [await db_outbox.enqueue(conn, batch[0])]
             else:
                 # One statement for all; a count per caller needs to know which rows went
                 # in, which only a repeated key can change: then each list on its own.
                 keys = [row.get("idempotency_key") for rows in batch for row in rows]
                 present = [key for key in keys if key is not None]
                 if len(present) == len(set(present)):
-                    existing = await store.existing_keys(conn, present)
-                    await store.enqueue(conn, [row for rows in batch for row in rows])
+                    existing = await db_outbox.existing_keys(conn, present)
+                    await db_outbox.enqueue(conn, [row for rows in batch for row in rows])
                     counts = [
                         sum(1 for row in rows if row.get("idempotency_key") not in existing)
                         for rows in batch
                     ]
                 else:
-                    counts = [await store.enqueue(conn, rows) for rows in batch]
+                    counts = [await db_outbox.enqueue(conn, rows) for rows in batch]
         self.wake()
         return counts
 
@@ -198,12 +199,12 @@ class Outbox:
         report = DrainReport()
         now = self._clock.now()
         async with self._db.write() as conn:
-            report.expired = await store.expire_overdue(conn, now)
-            rows = await store.claim_due(
+            report.expired = await db_outbox.expire_overdue(conn, now)
+            rows = await db_outbox.claim_due(
                 conn, now, now + self._lease, self._batch, MAX_PER_TARGET_PER_DRAIN
             )
             if not rows:
-                next_due = await store.next_due_at(conn)
+                next_due = await db_outbox.next_due_at(conn)
         if not rows:
             report.wait = None if next_due is None else max(0.0, (next_due - now).total_seconds())
             return report
@@ -269,11 +270,11 @@ class Outbox:
             # (Groups refuse on their own too, in slow mode: that pauses only them.)
             self.limiter.close_all(min(private))
         async with self._db.write() as conn:
-            await store.mark_sent(conn, sent, self._clock.now())
-            await store.settle(conn, [], retry, failed, self._clock.now())
-            await store.release(conn, skipped)
+            await db_outbox.mark_sent(conn, sent, self._clock.now())
+            await db_outbox.settle(conn, [], retry, failed, self._clock.now())
+            await db_outbox.release(conn, skipped)
             for platform, user_ids in gone.items():
-                await store.mark_unreachable(conn, platform, user_ids, self._clock.now())
+                await db_people.mark_unreachable(conn, platform, user_ids, self._clock.now())
         report.sent, report.retried, report.failed = len(sent), len(retry), len(failed)
         for row_id, error in failed:
             logger.warning("outbox row %s not delivered: %s", row_id, error)

@@ -26,8 +26,14 @@ from referrals.models import (
     Reason,
 )
 from referrals.text import clean_name
-from storage import outbox as store_outbox
-from storage import queries as q
+from storage import attempts as db_attempts
+from storage import counts as db_counts
+from storage import events as db_events
+from storage import links as db_links
+from storage import members as db_members
+from storage import outbox as db_outbox
+from storage import programs as db_programs
+from storage import referrals as db_referrals
 from storage.clock import ensure_utc
 
 logger = logging.getLogger(__name__)
@@ -64,7 +70,7 @@ _REFERRER_COLUMNS = ("pending", "held", "confirmed", "window_started_at", "windo
 async def decide_joins(conn: AsyncConnection, batch: Sequence[JoinEvent]) -> list[Result]:
     """Record ``batch`` in one transaction; one result per event, in order."""
     results: list[Result | None] = [None] * len(batch)
-    programs = await q.programs_by_ids(conn, {event.program_id for event in batch})
+    programs = await db_programs.programs_by_ids(conn, {event.program_id for event in batch})
     todo: list[int] = []
     for index, event in enumerate(batch):
         if event.program_id not in programs:
@@ -73,20 +79,22 @@ async def decide_joins(conn: AsyncConnection, batch: Sequence[JoinEvent]) -> lis
             todo.append(index)
 
     event_keys = [(batch[i].program_id, batch[i].event_key) for i in todo if batch[i].event_key]
-    seen = await q.existing_event_keys(conn, event_keys) if event_keys else set()  # type: ignore[arg-type]
+    seen = await db_attempts.existing_event_keys(conn, event_keys) if event_keys else set()  # type: ignore[arg-type]
     people = sorted({(batch[i].program_id, batch[i].person.user_id) for i in todo})
     known: dict[tuple[int, int], _Known] = {
         key: _Known(
             row["first_joined_at"], row["remembered_referrer_id"], row["remembered_link_id"]
         )
-        for key, row in (await q.members_by_keys(conn, people, _KNOWN_COLUMNS)).items()
+        for key, row in (await db_members.members_by_keys(conn, people, _KNOWN_COLUMNS)).items()
     }
     counted: dict[tuple[int, int], _Counted] = {
         key: _Counted(row["referrer_id"], row["state"], row["left_at"])
-        for key, row in (await q.referrals_by_keys(conn, people, _COUNTED_COLUMNS)).items()
+        for key, row in (
+            await db_referrals.referrals_by_keys(conn, people, _COUNTED_COLUMNS)
+        ).items()
     }
     link_values = sorted({value for i in todo if (value := batch[i].link)})
-    links = await q.links_by_code_or_url(conn, link_values) if link_values else {}
+    links = await db_links.links_by_code_or_url(conn, link_values) if link_values else {}
 
     # Who each join would count for, before the rules: links first, then the reader the
     # friend was remembered for (the through-the-bot mode).
@@ -130,7 +138,7 @@ async def decide_joins(conn: AsyncConnection, batch: Sequence[JoinEvent]) -> lis
     )
     referrers: dict[tuple[int, int], _Referrer] = {}
     if referrer_keys:
-        rows = await q.counts_by_keys(conn, referrer_keys, _REFERRER_COLUMNS)
+        rows = await db_counts.counts_by_keys(conn, referrer_keys, _REFERRER_COLUMNS)
         for key in referrer_keys:
             count_row = rows.get(key)
             referrers[key] = (
@@ -237,8 +245,10 @@ async def decide_joins(conn: AsyncConnection, batch: Sequence[JoinEvent]) -> lis
         )
 
     # Writes: a fixed number of multi-row statements, rows in key order.
-    await q.upsert_people(conn, [member_rows[k] for k in sorted(member_rows)], joined=True)
-    inserted = await q.insert_referrals(
+    await db_members.upsert_people(
+        conn, [member_rows[k] for k in sorted(member_rows)], joined=True
+    )
+    inserted = await db_referrals.insert_referrals(
         conn, sorted(new_referrals, key=lambda r: (r["program_id"], r["referred_id"]))
     )
     deltas: dict[tuple[int, int], dict[str, int]] = {}
@@ -279,7 +289,7 @@ async def decide_joins(conn: AsyncConnection, batch: Sequence[JoinEvent]) -> lis
             }
         )
     for program_id, user_id, referrer_id in returned:
-        await q.update_referral(conn, program_id, user_id, {"left_at": None})
+        await db_referrals.update_referral(conn, program_id, user_id, {"left_at": None})
         events.append(
             {
                 "program_id": program_id,
@@ -301,16 +311,18 @@ async def decide_joins(conn: AsyncConnection, batch: Sequence[JoinEvent]) -> lis
             key: (state.window_started_at, state.window_joins) for key, state in referrers.items()
         }
         with_window = {key: deltas.pop(key, {}) for key in referrers}
-        await q.apply_count_deltas(conn, with_window, _latest(batch), windows, returning=False)
+        await db_counts.apply_count_deltas(
+            conn, with_window, _latest(batch), windows, returning=False
+        )
     for i, (ref, _, _) in attribution.items():
         if ref is not None and batch[i].program_id not in guarded:
             # Every reader whose link was used has a counts row, as in guarded programs.
             deltas.setdefault((batch[i].program_id, ref), {})
     if deltas:
-        await q.apply_count_deltas(conn, deltas, _latest(batch), returning=False)
-    await q.insert_join_attempts(conn, attempts)
-    await q.insert_events(conn, events)
-    await store_outbox.enqueue(
+        await db_counts.apply_count_deltas(conn, deltas, _latest(batch), returning=False)
+    await db_attempts.insert_join_attempts(conn, attempts)
+    await db_events.insert_events(conn, events)
+    await db_outbox.enqueue(
         conn, _join_notifications(new_referrals, inserted, member_rows, programs, _latest(batch))
     )
     return [r if r is not None else RuntimeError("join not processed") for r in results]

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from referrals.text import clean_name
-from storage import outbox as store
+from storage import people as db_people
 from storage.batch import Batcher
 from storage.clock import Clock
 from storage.database import Database
@@ -95,38 +95,38 @@ class People:
                 row["platform_language"] = sighting.platform_language
             row["started"] = row["started"] or sighting.started
         async with self._db.write() as conn:
-            await store.record_sightings(conn, list(merged.values()), self._clock.now())
-            rows = await store.people_by_keys(conn, sorted(merged))
+            await db_people.record_sightings(conn, list(merged.values()), self._clock.now())
+            rows = await db_people.people_by_keys(conn, sorted(merged))
         return [_info(s.user_id, rows.get((s.platform, s.user_id))) for s in batch]
 
     async def get(self, platform: str, user_id: int) -> PersonInfo:
         async with self._db.read() as conn:
-            row = await store.person(conn, platform, user_id)
+            row = await db_people.person(conn, platform, user_id)
         return _info(user_id, row)
 
     async def set_language(self, platform: str, user_id: int, language: str) -> None:
         if language not in LOCALES:
             raise ValueError(f"language must be one of {', '.join(LOCALES)}")
         async with self._db.write() as conn:
-            await store.upsert_person(
+            await db_people.upsert_person(
                 conn, platform, user_id, self._clock.now(), language=language, started=True
             )
 
     async def blocked(self, platform: str, user_id: int) -> None:
         async with self._db.write() as conn:
-            await store.upsert_person(conn, platform, user_id, self._clock.now())
-            await store.mark_unreachable(conn, platform, [user_id], self._clock.now())
+            await db_people.upsert_person(conn, platform, user_id, self._clock.now())
+            await db_people.mark_unreachable(conn, platform, [user_id], self._clock.now())
 
     async def unblocked(self, platform: str, user_id: int) -> None:
         async with self._db.write() as conn:
-            await store.upsert_person(
+            await db_people.upsert_person(
                 conn, platform, user_id, self._clock.now(), started=True, unblocked=True
             )
 
     async def forget(self, platform: str, user_id: int) -> int:
         """Delete the person's record and their queued DMs."""
         async with self._db.write() as conn:
-            return await store.delete_person_record(conn, platform, user_id)
+            return await db_people.delete_person_record(conn, platform, user_id)
 
 
 @dataclass(frozen=True, slots=True)

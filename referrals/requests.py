@@ -18,8 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from referrals.models import JoinRequestOutcome, Person, ProgramNotFound, RequestStatus
 from referrals.programs import program_from_row
 from referrals.text import clean_name
-from storage import outbox as store_outbox
-from storage import queries as q
+from storage import join_requests as db_requests
+from storage import links as db_links
+from storage import members as db_members
+from storage import people as db_people
+from storage import programs as db_programs
 from storage.clock import ensure_utc
 
 HUMAN_CHECK_WINDOW = timedelta(minutes=4)  # the DM window is 5 minutes; keep a margin
@@ -51,7 +54,7 @@ async def decide_join_requests(
         if round_no == len(rounds):
             rounds.append([])
         rounds[round_no].append(index)
-    programs = await q.programs_by_ids(conn, {request.program_id for request in batch})
+    programs = await db_programs.programs_by_ids(conn, {request.program_id for request in batch})
     for indexes in rounds:
         todo = []
         for index in indexes:
@@ -75,7 +78,7 @@ async def _decide_round(
     """Requests of distinct people."""
     programs = {pid: program_from_row(row) for pid, row in program_rows.items()}
     link_values = sorted({r.link for r in requests if r.link})
-    links = await q.links_by_code_or_url(conn, link_values) if link_values else {}
+    links = await db_links.links_by_code_or_url(conn, link_values) if link_values else {}
     attributed: list[tuple[int | None, int | None]] = []
     for request in requests:
         row = links.get(request.link) if request.link else None
@@ -84,7 +87,7 @@ async def _decide_round(
         else:
             attributed.append((None, None))
 
-    await q.upsert_people(
+    await db_members.upsert_people(
         conn,
         sorted(
             (
@@ -101,7 +104,7 @@ async def _decide_round(
         ),
         joined=False,
     )
-    await q.remember_referrers(
+    await db_members.remember_referrers(
         conn,
         [
             (r.program_id, r.person.user_id, referrer_id, link_id or 0, ensure_utc(r.at))
@@ -116,10 +119,10 @@ async def _decide_round(
             if referrer_id is not None
         }
     )
-    referrers = await q.members_by_keys(conn, referrer_keys) if referrer_keys else {}
+    referrers = await db_members.members_by_keys(conn, referrer_keys) if referrer_keys else {}
     keys = sorted((r.program_id, r.person.user_id) for r in requests)
-    earlier_rows = await q.join_requests_by_keys(conn, keys)
-    contacts = await store_outbox.people_by_keys(
+    earlier_rows = await db_requests.join_requests_by_keys(conn, keys)
+    contacts = await db_people.people_by_keys(
         conn, sorted({(programs[r.program_id].platform, r.person.user_id) for r in requests})
     )
 
@@ -163,11 +166,11 @@ async def _decide_round(
             new_rows.append({"program_id": key[0], "user_id": key[1], **values})
             new_index[key] = index
         else:
-            await q.reopen_join_request(conn, key[0], key[1], values)
+            await db_requests.reopen_join_request(conn, key[0], key[1], values)
         status = RequestStatus.CHECK if check else RequestStatus.APPROVE
         outcomes[index] = JoinRequestOutcome(status, program, referrer_id, name)
 
-    inserted = await q.insert_join_requests(conn, new_rows)
+    inserted = await db_requests.insert_join_requests(conn, new_rows)
     for key, index in new_index.items():
         if key not in inserted:  # another instance recorded it first (PostgreSQL)
             earlier_outcome = outcomes[index]

@@ -59,8 +59,15 @@ from referrals.models import (
 )
 from referrals.programs import KINDS, PLATFORMS, program_from_row, validate_settings
 from referrals.text import clean_name
-from storage import outbox as store_outbox
-from storage import queries as q
+from storage import counts as db_counts
+from storage import events as db_events
+from storage import join_requests as db_requests
+from storage import links as db_links
+from storage import members as db_members
+from storage import outbox as db_outbox
+from storage import privacy as db_privacy
+from storage import programs as db_programs
+from storage import referrals as db_referrals
 from storage.batch import Batcher
 from storage.clock import Clock, ensure_utc
 from storage.database import Database
@@ -186,7 +193,7 @@ class ReferralService:
             values["join_mode"] = "bot"
         now = self._clock.now()
         async with self._db.write() as conn:
-            program_id = await q.insert_program(
+            program_id = await db_programs.insert_program(
                 conn,
                 {
                     **values,
@@ -202,7 +209,7 @@ class ReferralService:
                 raise ProgramExists(
                     f"{platform} destination {destination_id} already has a program"
                 )
-            await q.insert_events(
+            await db_events.insert_events(
                 conn,
                 [
                     {
@@ -215,35 +222,35 @@ class ReferralService:
                     }
                 ],
             )
-            row = await q.program_by_id(conn, program_id)
+            row = await db_programs.program_by_id(conn, program_id)
         assert row is not None
         return program_from_row(row)
 
     async def get_program(self, program_id: int) -> Program:
         async with self._db.read() as conn:
-            row = await q.program_by_id(conn, program_id)
+            row = await db_programs.program_by_id(conn, program_id)
         if row is None:
             raise ProgramNotFound(f"no program {program_id}")
         return program_from_row(row)
 
     async def find_program_by_id(self, program_id: int) -> Program | None:
         async with self._db.read() as conn:
-            row = await q.program_by_id(conn, program_id)
+            row = await db_programs.program_by_id(conn, program_id)
         return program_from_row(row) if row else None
 
     async def program_totals(self, program_id: int) -> dict[str, int]:
         """Readers with referrals, referrals by state, and joins nobody referred."""
         async with self._db.read() as conn:
-            return await q.program_totals(conn, program_id)
+            return await db_programs.program_totals(conn, program_id)
 
     async def find_program(self, platform: str, destination_id: int) -> Program | None:
         async with self._db.read() as conn:
-            row = await q.program_by_destination(conn, platform, destination_id)
+            row = await db_programs.program_by_destination(conn, platform, destination_id)
         return program_from_row(row) if row else None
 
     async def list_programs(self, platform: str | None = None) -> list[Program]:
         async with self._db.read() as conn:
-            rows = await q.list_programs(conn, platform)
+            rows = await db_programs.list_programs(conn, platform)
         return [program_from_row(row) for row in rows]
 
     async def update_settings(
@@ -262,12 +269,12 @@ class ReferralService:
         await self._require_manager(program, actor_id)
         now = self._clock.now()
         async with self._db.write() as conn:
-            await q.update_program(conn, program_id, {**values, "updated_at": now})
+            await db_programs.update_program(conn, program_id, {**values, "updated_at": now})
             if "leave_policy" in values and values["leave_policy"] != program.leave_policy:
-                await q.recompute_counted(
+                await db_counts.recompute_counted(
                     conn, program_id, values["leave_policy"] == LeavePolicy.SUBTRACT
                 )
-            await q.insert_events(
+            await db_events.insert_events(
                 conn,
                 [
                     {
@@ -280,7 +287,7 @@ class ReferralService:
                     }
                 ],
             )
-            row = await q.program_by_id(conn, program_id)
+            row = await db_programs.program_by_id(conn, program_id)
         assert row is not None
         return program_from_row(row)
 
@@ -336,10 +343,10 @@ class ReferralService:
         """Keep a program when its chat gets a new id (a group upgraded to a supergroup)."""
         now = self._clock.now()
         async with self._db.write() as conn:
-            program_id = await q.move_destination(conn, platform, old_id, new_id, now)
+            program_id = await db_programs.move_destination(conn, platform, old_id, new_id, now)
             if program_id is None:
                 return None
-            await q.insert_events(
+            await db_events.insert_events(
                 conn,
                 [
                     {
@@ -371,8 +378,8 @@ class ReferralService:
         label = normalise_label(label)
         program = await self.get_program(program_id)
         async with self._db.read() as conn:
-            row = await q.live_link(conn, program_id, referrer.user_id, label)
-            others = await q.live_links_of(conn, program_id, referrer.user_id)
+            row = await db_links.live_link(conn, program_id, referrer.user_id, label)
+            others = await db_links.live_links_of(conn, program_id, referrer.user_id)
         if row is not None:
             await self._touch_person(program_id, referrer)
             return LinkResult(_link(row), created=False)
@@ -388,10 +395,10 @@ class ReferralService:
         program = await self.get_program(program_id)
         now = self._clock.now()
         async with self._db.write() as conn:
-            old = await q.live_link(conn, program_id, referrer.user_id, label)
+            old = await db_links.live_link(conn, program_id, referrer.user_id, label)
             if old is not None:
-                await q.revoke_link(conn, old["id"], now)
-                await q.insert_events(
+                await db_links.revoke_link(conn, old["id"], now)
+                await db_events.insert_events(
                     conn,
                     [
                         {
@@ -410,7 +417,9 @@ class ReferralService:
 
     async def links_of(self, program_id: int, referrer_id: int) -> list[Link]:
         async with self._db.read() as conn:
-            return [_link(row) for row in await q.live_links_of(conn, program_id, referrer_id)]
+            return [
+                _link(row) for row in await db_links.live_links_of(conn, program_id, referrer_id)
+            ]
 
     async def _create_link(self, program: Program, referrer: Person, label: str) -> Link:
         if program.paused:
@@ -425,7 +434,7 @@ class ReferralService:
         now = self._clock.now()
         async with self._db.write() as conn:
             await self._upsert_person(conn, program.id, referrer, now)
-            link_id = await q.insert_link(
+            link_id = await db_links.insert_link(
                 conn,
                 {
                     "program_id": program.id,
@@ -437,7 +446,7 @@ class ReferralService:
                 },
             )
             if link_id is not None:
-                await q.insert_events(
+                await db_events.insert_events(
                     conn,
                     [
                         {
@@ -450,7 +459,7 @@ class ReferralService:
                         }
                     ],
                 )
-            row = await q.live_link(conn, program.id, referrer.user_id, label)
+            row = await db_links.live_link(conn, program.id, referrer.user_id, label)
         assert row is not None
         if link_id is None:
             # Another request made this reader's link first: keep theirs, drop ours.
@@ -474,7 +483,7 @@ class ReferralService:
     async def _upsert_person(
         self, conn: Any, program_id: int, person: Person, now: datetime
     ) -> None:
-        await q.upsert_people(
+        await db_members.upsert_people(
             conn,
             [
                 {
@@ -497,38 +506,38 @@ class ReferralService:
             return RememberOutcome(RememberStatus.UNKNOWN_LINK)
         now = self._clock.now()
         async with self._db.write() as conn:
-            link = await q.link_by_code(conn, code)
+            link = await db_links.link_by_code(conn, code)
             if link is None or link["revoked_at"] is not None:
                 return RememberOutcome(RememberStatus.UNKNOWN_LINK)
-            program_row = await q.program_by_id(conn, link["program_id"])
+            program_row = await db_programs.program_by_id(conn, link["program_id"])
             assert program_row is not None
             program = program_from_row(program_row)
-            referrer = await q.member(conn, program.id, link["referrer_id"])
+            referrer = await db_members.member(conn, program.id, link["referrer_id"])
             referrer_name = referrer["display_name"] if referrer else None
             base = RememberOutcome(
                 RememberStatus.REMEMBERED, program, link["referrer_id"], referrer_name
             )
             if link["referrer_id"] == friend.user_id:
                 return replace(base, status=RememberStatus.SELF_REFERRAL)
-            existing = await q.member(conn, program.id, friend.user_id)
-            counted = await q.referral(conn, program.id, friend.user_id)
+            existing = await db_members.member(conn, program.id, friend.user_id)
+            counted = await db_referrals.referral(conn, program.id, friend.user_id)
             if counted is not None or (existing and existing["first_joined_at"] is not None):
                 return replace(base, status=RememberStatus.ALREADY_MEMBER)
             await self._upsert_person(conn, program.id, friend, now)
-            if not await q.remember_referrer(
+            if not await db_members.remember_referrer(
                 conn, program.id, friend.user_id, link["referrer_id"], link["id"], now
             ):
                 # The invitation that stands is the earlier reader's: name them.
-                friend_row = await q.member(conn, program.id, friend.user_id)
+                friend_row = await db_members.member(conn, program.id, friend.user_id)
                 first_id = friend_row["remembered_referrer_id"] if friend_row else None
-                first = await q.member(conn, program.id, first_id) if first_id else None
+                first = await db_members.member(conn, program.id, first_id) if first_id else None
                 return replace(
                     base,
                     status=RememberStatus.ALREADY_REMEMBERED,
                     referrer_id=first_id,
                     referrer_name=first["display_name"] if first else None,
                 )
-            await q.insert_events(
+            await db_events.insert_events(
                 conn,
                 [
                     {
@@ -568,15 +577,17 @@ class ReferralService:
         they have no request that passed (none, or it was declined)."""
         now = self._clock.now()
         async with self._db.write() as conn:
-            request = await q.join_request(conn, program_id, user_id)
+            request = await db_requests.join_request(conn, program_id, user_id)
             if request is None or request["state"] == "declined":
                 return None
-            program_row = await q.program_by_id(conn, program_id)
+            program_row = await db_programs.program_by_id(conn, program_id)
             if program_row is None:
                 return None
-            first = await q.decide_join_request(conn, program_id, user_id, "approved", now)
+            first = await db_requests.decide_join_request(
+                conn, program_id, user_id, "approved", now
+            )
             referrer = (
-                await q.member(conn, program_id, request["referrer_id"])
+                await db_members.member(conn, program_id, request["referrer_id"])
                 if request["referrer_id"] is not None
                 else None
             )
@@ -595,14 +606,14 @@ class ReferralService:
         Returns (approved, declined)."""
         now = ensure_utc(now) if now else self._clock.now()
         async with self._db.read() as conn:
-            rows = await q.unsettled_join_requests(conn, now, now - HUMAN_CHECK_WINDOW)
+            rows = await db_requests.unsettled_join_requests(conn, now, now - HUMAN_CHECK_WINDOW)
             keys = {
                 (row["program_id"], row["user_id"]): human_check_key(
                     row["program_id"], row["user_id"], row["requested_at"]
                 )
                 for row in rows
             }
-            states = await q.outbox_states(conn, list(keys.values()))
+            states = await db_outbox.outbox_states(conn, list(keys.values()))
         approved = declined = 0
         for row in rows:
             key = (row["program_id"], row["user_id"])
@@ -612,7 +623,7 @@ class ReferralService:
                 if now - row["requested_at"] < HUMAN_CHECK_PATIENCE:
                     if due:  # delivered: the person has a day to press the button
                         async with self._db.write() as conn:
-                            await q.postpone_join_request(
+                            await db_requests.postpone_join_request(
                                 conn, *key, row["requested_at"] + HUMAN_CHECK_PATIENCE
                             )
                     continue
@@ -630,7 +641,7 @@ class ReferralService:
             if isinstance(outcome, RetryAfter):
                 continue
             async with self._db.write() as conn:
-                if await q.decide_join_request(conn, *key, decision, now):
+                if await db_requests.decide_join_request(conn, *key, decision, now):
                     if decision == "declined":
                         declined += 1
                     else:
@@ -654,11 +665,11 @@ class ReferralService:
         confirmation it gets ``left_at`` and the leave policy decides if it still counts."""
         at = ensure_utc(event.at)
         async with self._db.write() as conn:
-            program_row = await q.program_by_id(conn, event.program_id)
+            program_row = await db_programs.program_by_id(conn, event.program_id)
             if program_row is None:
                 raise ProgramNotFound(f"no program {event.program_id}")
-            await q.set_member_left(conn, event.program_id, event.user_id, at)
-            found = await q.referral(conn, event.program_id, event.user_id)
+            await db_members.set_member_left(conn, event.program_id, event.user_id, at)
+            found = await db_referrals.referral(conn, event.program_id, event.user_id)
             if found is None:
                 return LeaveOutcome(LeaveStatus.NO_REFERRAL)
             row: Mapping[str, Any] = dict(found)
@@ -675,7 +686,7 @@ class ReferralService:
                 row = await self._confirm_on_leave(conn, event, row)
             if row["state"] in ("pending", "held"):
                 reason = Reason.REMOVED_DURING_HOLD if event.removed else Reason.LEFT_DURING_HOLD
-                moved = await q.transition_referrals(
+                moved = await db_referrals.transition_referrals(
                     conn,
                     [(event.program_id, event.user_id)],
                     ("pending", "held"),
@@ -684,16 +695,18 @@ class ReferralService:
                 if not moved:
                     return LeaveOutcome(LeaveStatus.NO_REFERRAL, referrer_id)
                 if referrer_id is not None:
-                    await q.apply_count_deltas(
+                    await db_counts.apply_count_deltas(
                         conn, {key: {row["state"]: -1, "rejected": 1}}, self._clock.now()
                     )
                 await self._event(conn, event, "referral.rejected", referrer_id, str(reason))
                 return LeaveOutcome(LeaveStatus.REJECTED, referrer_id)
             if row["state"] == "confirmed" and row["left_at"] is None:
-                await q.update_referral(conn, event.program_id, event.user_id, {"left_at": at})
+                await db_referrals.update_referral(
+                    conn, event.program_id, event.user_id, {"left_at": at}
+                )
                 if referrer_id is not None:
                     delta = {"left": 1, "counted": -1 if subtract else 0}
-                    await q.apply_count_deltas(conn, {key: delta}, self._clock.now())
+                    await db_counts.apply_count_deltas(conn, {key: delta}, self._clock.now())
                 await self._event(conn, event, "referral.left", referrer_id, None)
                 return LeaveOutcome(LeaveStatus.LEFT_AFTER_CONFIRM, referrer_id, not subtract)
             return LeaveOutcome(
@@ -706,7 +719,7 @@ class ReferralService:
         """Confirm a pending referral as of its hold's end (before recording the leave)."""
         key = (event.program_id, event.user_id)
         hold_until = ensure_utc(row["hold_until"])
-        moved = await q.transition_referrals(
+        moved = await db_referrals.transition_referrals(
             conn,
             [key],
             ("pending",),
@@ -716,10 +729,10 @@ class ReferralService:
             return row
         if row["referrer_id"] is not None:
             delta = {"pending": -1, "confirmed": 1, "counted": 1}
-            await q.apply_count_deltas(
+            await db_counts.apply_count_deltas(
                 conn, {(event.program_id, row["referrer_id"]): delta}, self._clock.now()
             )
-        await q.insert_events(
+        await db_events.insert_events(
             conn, [_referral_event(moved[0], "referral.confirmed", hold_until, None)]
         )
         return {**row, "state": "confirmed", "confirmed_at": hold_until, "left_at": None}
@@ -727,7 +740,7 @@ class ReferralService:
     async def _event(
         self, conn: Any, event: LeaveEvent, kind: str, referrer_id: int | None, reason: str | None
     ) -> None:
-        await q.insert_events(
+        await db_events.insert_events(
             conn,
             [
                 {
@@ -757,8 +770,10 @@ class ReferralService:
         semaphore = asyncio.Semaphore(MEMBERSHIP_CHECKS_AT_ONCE)
         while True:
             async with self._db.read() as conn:
-                due = await q.due_referrals(conn, now, limit, after)
-                programs = await q.programs_by_ids(conn, {row["program_id"] for row in due})
+                due = await db_referrals.due_referrals(conn, now, limit, after)
+                programs = await db_programs.programs_by_ids(
+                    conn, {row["program_id"] for row in due}
+                )
             if not due:
                 break
             last = due[-1]
@@ -811,8 +826,8 @@ class ReferralService:
                 grouped.setdefault((row["program_id"], row["referrer_id"]), []).append(row)
         if not grouped:
             return []
-        programs = await q.programs_by_ids(conn, {key[0] for key in grouped})
-        names = await q.members_by_keys(
+        programs = await db_programs.programs_by_ids(conn, {key[0] for key in grouped})
+        names = await db_members.members_by_keys(
             conn, sorted({(r["program_id"], r["referred_id"]) for r in moved})
         )
         now = self._clock.now()
@@ -850,7 +865,7 @@ class ReferralService:
     ) -> tuple[int, int, dict[tuple[int, int], int]]:
         deltas: dict[tuple[int, int], dict[str, int]] = {}
         events: list[dict[str, Any]] = []
-        moved = await q.transition_referrals(
+        moved = await db_referrals.transition_referrals(
             conn,
             stay,
             ("pending",),
@@ -866,14 +881,14 @@ class ReferralService:
                 delta["counted"] = delta.get("counted", 0) + 1
                 confirmed_keys.add(key)
             events.append(_referral_event(row, "referral.confirmed", now, None))
-        dropped = await q.transition_referrals(
+        dropped = await db_referrals.transition_referrals(
             conn,
             gone,
             ("pending",),
             {"state": "rejected", "reason": str(Reason.LEFT_DURING_HOLD), "decided_at": now},
         )
         for row in dropped:
-            await q.set_member_left(conn, row["program_id"], row["referred_id"], now)
+            await db_members.set_member_left(conn, row["program_id"], row["referred_id"], now)
             if row["referrer_id"] is not None:
                 key = (row["program_id"], row["referrer_id"])
                 delta = deltas.setdefault(key, {})
@@ -882,9 +897,9 @@ class ReferralService:
             events.append(
                 _referral_event(row, "referral.rejected", now, str(Reason.LEFT_DURING_HOLD))
             )
-        counted = await q.apply_count_deltas(conn, deltas, now)
-        await q.insert_events(conn, events)
-        await store_outbox.enqueue(conn, await self._confirm_notifications(conn, moved, counted))
+        counted = await db_counts.apply_count_deltas(conn, deltas, now)
+        await db_events.insert_events(conn, events)
+        await db_outbox.enqueue(conn, await self._confirm_notifications(conn, moved, counted))
         return (
             len(moved),
             len(dropped),
@@ -908,7 +923,7 @@ class ReferralService:
         note = clean_name(note, MAX_NOTE)
         now = self._clock.now()
         async with self._db.write() as conn:
-            row = await q.referral(conn, program_id, referred_id)
+            row = await db_referrals.referral(conn, program_id, referred_id)
             if row is None:
                 raise NotReviewable("no such referral")
             if row["state"] not in ("pending", "held"):
@@ -918,7 +933,7 @@ class ReferralService:
                 values.update(state="confirmed", confirmed_at=now, reason=None)
             else:
                 values.update(state="rejected", reason=str(Reason.MANUAL))
-            moved = await q.transition_referrals(
+            moved = await db_referrals.transition_referrals(
                 conn, [(program_id, referred_id)], ("pending", "held"), values
             )
             if not moved:
@@ -930,8 +945,8 @@ class ReferralService:
                     delta.update(confirmed=1, counted=1)
                 else:
                     delta["rejected"] = 1
-                await q.apply_count_deltas(conn, {(program_id, referrer_id): delta}, now)
-            await q.insert_events(
+                await db_counts.apply_count_deltas(conn, {(program_id, referrer_id): delta}, now)
+            await db_events.insert_events(
                 conn,
                 [
                     {
@@ -954,13 +969,13 @@ class ReferralService:
     async def review_queue(self, program_id: int, limit: int = 20) -> Sequence[Mapping[Any, Any]]:
         """Held referrals waiting for a manager, oldest first."""
         async with self._db.read() as conn:
-            return await q.held_referrals(conn, program_id, limit)
+            return await db_referrals.held_referrals(conn, program_id, limit)
 
     # --- the reader's view ------------------------------------------------------------
 
     async def counts(self, program_id: int, referrer_id: int) -> Counts:
         async with self._db.read() as conn:
-            return _counts(await q.counts_of(conn, program_id, referrer_id))
+            return _counts(await db_counts.counts_of(conn, program_id, referrer_id))
 
     async def receipt(
         self, program_id: int, referrer_id: int, page: int = 1, per_page: int = 10
@@ -969,8 +984,8 @@ class ReferralService:
         per_page = max(1, min(per_page, 50))
         page = max(1, page)
         async with self._db.read() as conn:
-            counts = _counts(await q.counts_of(conn, program_id, referrer_id))
-            rows, total = await q.receipt_page(
+            counts = _counts(await db_counts.counts_of(conn, program_id, referrer_id))
+            rows, total = await db_referrals.receipt_page(
                 conn, program_id, referrer_id, per_page, (page - 1) * per_page
             )
         pages = max(1, -(-total // per_page))
@@ -1008,9 +1023,9 @@ class ReferralService:
         programs = await self.list_programs(user.platform)
         ids = [program.id for program in programs]
         async with self._db.read() as conn:
-            live = {p.id: await q.live_links_of(conn, p.id, user.user_id) for p in programs}
+            live = {p.id: await db_links.live_links_of(conn, p.id, user.user_id) for p in programs}
         async with self._db.write() as conn:
-            done = await q.delete_person(conn, ids, user.user_id)
+            done = await db_privacy.delete_person(conn, ids, user.user_id)
         for program in programs:
             for row in live[program.id]:
                 await self._revoke_on_platform(program, row["url"])

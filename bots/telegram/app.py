@@ -43,7 +43,7 @@ from bots.telegram.port import TelegramPort
 from delivery.outbox import Outbox
 from referrals.people import People
 from referrals.service import ReferralService
-from storage import outbox as inbox_store
+from storage import outbox as db_outbox
 from storage.clock import Clock, ensure_utc
 from storage.database import Database
 
@@ -293,7 +293,7 @@ class TelegramBot:
         self._parked[key] = self._parked.get(key, 0) + 1
         try:
             async with self.db.write() as conn:
-                kept = await inbox_store.keep_update(
+                kept = await db_outbox.keep_update(
                     conn,
                     "telegram",
                     update.update_id,
@@ -322,7 +322,7 @@ class TelegramBot:
     async def load_inbox(self) -> None:
         """Learn which lanes wait behind kept updates (on start)."""
         async with self.db.read() as conn:
-            rows = await inbox_store.queued_updates(conn, "telegram")
+            rows = await db_outbox.queued_updates(conn, "telegram")
         self._parked = {}
         for row in rows:
             key = lane_key(Update.model_validate(row["payload"]))
@@ -334,7 +334,7 @@ class TelegramBot:
         still failing)."""
         now = self.clock.now()
         async with self.db.read() as conn:
-            rows = await inbox_store.queued_updates(conn, "telegram")
+            rows = await db_outbox.queued_updates(conn, "telegram")
         lanes: dict[tuple[int, int], list[tuple[dict[str, Any], Update]]] = defaultdict(list)
         for row in rows:
             update = Update.model_validate(row["payload"], context={"bot": self.bot})
@@ -354,7 +354,7 @@ class TelegramBot:
                 give_up = not done and row["attempts"] + 1 >= max_attempts
                 delay = timedelta(minutes=min(60, 2 ** row["attempts"]))
                 async with self.db.write() as conn:
-                    await inbox_store.settle_update(
+                    await db_outbox.settle_update(
                         conn,
                         row["id"],
                         done=done,

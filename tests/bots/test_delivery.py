@@ -20,6 +20,7 @@ from delivery.ratelimit import Limits
 from main import Application, Settings
 from sandbox import DatetimeClock, RateLimits, SandboxServer, SimBot, SimChat, SimUser, World
 from storage import outbox as outbox_store
+from storage import people as people_store
 from storage.clock import FakeClock
 from storage.migrate import upgrade
 from storage.schema import join_requests, referrals
@@ -73,7 +74,7 @@ class Live:
 
     async def person(self, user: SimUser) -> dict[str, Any] | None:
         async with self.app.db.read() as conn:
-            return await outbox_store.person(conn, "telegram", user.id)
+            return await people_store.person(conn, "telegram", user.id)
 
     def last_to(self, who: SimUser | SimChat) -> Any:
         return self.world.sent_messages(self.sim, who)[-1]

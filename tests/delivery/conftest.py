@@ -21,6 +21,7 @@ from delivery.outbox import DrainReport, Outbox, Priority, message
 from delivery.ratelimit import Limits, RateLimiter
 from sandbox import ApiCall, DatetimeClock, RateLimits, SandboxServer, SimBot, SimUser, World
 from storage import outbox as store
+from storage import people as people_store
 from storage.clock import FakeClock
 from storage.database import Database
 
@@ -56,7 +57,7 @@ class Rig:
         if started:
             self.world.start_bot(user, self.sim)
         async with self.db.write() as conn:
-            await store.upsert_person(
+            await people_store.upsert_person(
                 conn, PLATFORM, user.id, self.clock.now(), display_name=name, started=started
             )
         return user
@@ -107,7 +108,7 @@ class Rig:
 
     async def person(self, user: SimUser) -> dict[str, Any] | None:
         async with self.db.read() as conn:
-            return await store.person(conn, PLATFORM, user.id)
+            return await people_store.person(conn, PLATFORM, user.id)
 
     def markers_to(self, who: Any) -> list[str]:
         """The markers of the messages the bot sent to ``who``, oldest first."""

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from referrals.models import RequestStatus
 from referrals.service import ReferralService
-from storage import outbox as store_outbox
+from storage import people as people_store
 from storage.clock import FakeClock
 from storage.database import Database
 from storage.schema import join_requests, members
@@ -76,8 +76,8 @@ async def test_the_human_check_is_asked_only_while_it_can_reach_the_requester(
     )
     assert late.status is RequestStatus.APPROVE
     async with db.write() as conn:
-        await store_outbox.upsert_person(conn, "telegram", 52, clock.now())
-        await store_outbox.mark_unreachable(conn, "telegram", [52], clock.now())
+        await people_store.upsert_person(conn, "telegram", 52, clock.now())
+        await people_store.mark_unreachable(conn, "telegram", [52], clock.now())
     blocked = await service.record_join_request(program.id, person(52), clock.now(), link.code)
     assert blocked.status is RequestStatus.APPROVE
     rows = await _requests(db)

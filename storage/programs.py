@@ -1,0 +1,113 @@
+"""Queries of the ``programs`` table. Functions take an open connection; the calling service
+owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    func,
+    select,
+    update,
+)
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.schema import (
+    join_attempts,
+    programs,
+    referrer_counts,
+)
+from storage.sql import (
+    dialect_insert,
+)
+
+
+async def program_by_id(conn: AsyncConnection, program_id: int) -> RowMapping | None:
+    result = await conn.execute(select(programs).where(programs.c.id == program_id))
+    return result.mappings().first()
+
+
+async def programs_by_ids(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, RowMapping]:
+    result = await conn.execute(select(programs).where(programs.c.id.in_(list(ids))))
+    return {row["id"]: row for row in result.mappings()}
+
+
+async def program_by_destination(
+    conn: AsyncConnection, platform: str, destination_id: int
+) -> RowMapping | None:
+    result = await conn.execute(
+        select(programs).where(
+            programs.c.platform == platform, programs.c.destination_id == destination_id
+        )
+    )
+    return result.mappings().first()
+
+
+async def list_programs(conn: AsyncConnection, platform: str | None) -> list[RowMapping]:
+    query = select(programs).order_by(programs.c.id)
+    if platform is not None:
+        query = query.where(programs.c.platform == platform)
+    return list((await conn.execute(query)).mappings())
+
+
+async def insert_program(conn: AsyncConnection, values: Mapping[str, Any]) -> int | None:
+    """Insert a program; None when its (platform, destination) already has one."""
+    stmt = (
+        dialect_insert(conn, programs)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["platform", "destination_id"])
+        .returning(programs.c.id)
+    )
+    return (await conn.execute(stmt)).scalar()
+
+
+async def update_program(
+    conn: AsyncConnection, program_id: int, values: Mapping[str, Any]
+) -> None:
+    await conn.execute(update(programs).where(programs.c.id == program_id).values(**values))
+
+
+async def move_destination(
+    conn: AsyncConnection, platform: str, old_id: int, new_id: int, at: datetime
+) -> int | None:
+    """A Telegram group became a supergroup: the program follows the new chat id."""
+    result = await conn.execute(
+        update(programs)
+        .where(programs.c.platform == platform, programs.c.destination_id == old_id)
+        .values(destination_id=new_id, kind="supergroup", updated_at=at)
+        .returning(programs.c.id)
+    )
+    return result.scalar()
+
+
+async def program_totals(conn: AsyncConnection, program_id: int) -> dict[str, int]:
+    sums = (
+        await conn.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(referrer_counts.c.counted), 0),
+                func.coalesce(func.sum(referrer_counts.c.pending), 0),
+                func.coalesce(func.sum(referrer_counts.c.held), 0),
+                func.coalesce(func.sum(referrer_counts.c.rejected), 0),
+            ).where(referrer_counts.c.program_id == program_id)
+        )
+    ).one()
+    unattributed = (
+        await conn.execute(
+            select(func.count()).where(
+                join_attempts.c.program_id == program_id,
+                join_attempts.c.outcome == "unattributed",
+            )
+        )
+    ).scalar_one()
+    return {
+        "readers": int(sums[0]),
+        "confirmed": int(sums[1]),
+        "pending": int(sums[2]),
+        "held": int(sums[3]),
+        "rejected": int(sums[4]),
+        "unattributed": int(unattributed),
+    }
