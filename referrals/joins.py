@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from delivery.outbox import Priority, message
+from referrals import transitions
 from referrals.models import (
     JoinEvent,
     JoinOutcome,
@@ -26,9 +27,9 @@ from referrals.models import (
     Reason,
 )
 from referrals.text import clean_name
+from referrals.transitions import Move, Transition
 from storage import attempts as db_attempts
 from storage import counts as db_counts
-from storage import events as db_events
 from storage import links as db_links
 from storage import members as db_members
 from storage import outbox as db_outbox
@@ -60,14 +61,17 @@ class _Counted:
     referrer_id: int | None
     state: str
     left_at: datetime | None
+    joined_at: datetime
 
 
 _KNOWN_COLUMNS = ("first_joined_at", "remembered_referrer_id", "remembered_link_id")
-_COUNTED_COLUMNS = ("referrer_id", "state", "left_at")
+_COUNTED_COLUMNS = ("referrer_id", "state", "left_at", "joined_at")
 _REFERRER_COLUMNS = ("pending", "held", "confirmed", "window_started_at", "window_joins")
 
 
-async def decide_joins(conn: AsyncConnection, batch: Sequence[JoinEvent]) -> list[Result]:
+async def decide_joins(
+    conn: AsyncConnection, batch: Sequence[JoinEvent], now: datetime
+) -> list[Result]:
     """Record ``batch`` in one transaction; one result per event, in order."""
     results: list[Result | None] = [None] * len(batch)
     programs = await db_programs.programs_by_ids(conn, {event.program_id for event in batch})
@@ -88,7 +92,7 @@ async def decide_joins(conn: AsyncConnection, batch: Sequence[JoinEvent]) -> lis
         for key, row in (await db_members.members_by_keys(conn, people, _KNOWN_COLUMNS)).items()
     }
     counted: dict[tuple[int, int], _Counted] = {
-        key: _Counted(row["referrer_id"], row["state"], row["left_at"])
+        key: _Counted(row["referrer_id"], row["state"], row["left_at"], row["joined_at"])
         for key, row in (
             await db_referrals.referrals_by_keys(conn, people, _COUNTED_COLUMNS)
         ).items()
@@ -154,6 +158,7 @@ async def decide_joins(conn: AsyncConnection, batch: Sequence[JoinEvent]) -> lis
     member_rows: dict[tuple[int, int], dict[str, Any]] = {}
     new_referrals: list[dict[str, Any]] = []
     returned: list[tuple[int, int, int | None]] = []
+    lost_leaves: dict[tuple[int, int], datetime] = {}  # pending friends who joined again
     attempts: list[dict[str, Any]] = []
     pending_results: dict[tuple[int, int], int] = {}  # referral key -> batch index
 
@@ -194,6 +199,9 @@ async def decide_joins(conn: AsyncConnection, batch: Sequence[JoinEvent]) -> lis
                     reason = Reason.COUNTED_FOR_OTHER
                 if existing.state == "confirmed" and existing.left_at is not None:
                     returned.append((key[0], key[1], existing.referrer_id))
+                elif existing.state in ("pending", "held") and at > existing.joined_at:
+                    lost_leaves.setdefault(key, at)
+                    existing.state = "rejected"
                     existing.left_at = None
             outcome = JoinOutcome(JoinStatus.NOT_COUNTED, reason, referrer_id)
         elif referrer_id is None:
@@ -216,7 +224,7 @@ async def decide_joins(conn: AsyncConnection, batch: Sequence[JoinEvent]) -> lis
                     "decided_at": at if status is not JoinStatus.PENDING else None,
                 }
             )
-            counted[key] = _Counted(referrer_id, str(status), None)
+            counted[key] = _Counted(referrer_id, str(status), None, at)
             pending_results[key] = i
             outcome = JoinOutcome(
                 status,
@@ -251,8 +259,7 @@ async def decide_joins(conn: AsyncConnection, batch: Sequence[JoinEvent]) -> lis
     inserted = await db_referrals.insert_referrals(
         conn, sorted(new_referrals, key=lambda r: (r["program_id"], r["referred_id"]))
     )
-    deltas: dict[tuple[int, int], dict[str, int]] = {}
-    events: list[dict[str, Any]] = []
+    moves: list[Move] = []
     for referral_row in new_referrals:
         key = (referral_row["program_id"], referral_row["referred_id"])
         index = pending_results[key]
@@ -260,9 +267,9 @@ async def decide_joins(conn: AsyncConnection, batch: Sequence[JoinEvent]) -> lis
             # Another instance counted this person first (PostgreSQL, between our read and
             # our insert): this join becomes a not-counted attempt.
             earlier = results[index]
-            assert isinstance(earlier, JoinOutcome)
+            referrer_of = earlier.referrer_id if isinstance(earlier, JoinOutcome) else None
             results[index] = JoinOutcome(
-                JoinStatus.NOT_COUNTED, Reason.COUNTED_FOR_OTHER, earlier.referrer_id
+                JoinStatus.NOT_COUNTED, Reason.COUNTED_FOR_OTHER, referrer_of
             )
             for attempt in attempts:
                 if (attempt["program_id"], attempt["user_id"]) == key and attempt[
@@ -270,58 +277,75 @@ async def decide_joins(conn: AsyncConnection, batch: Sequence[JoinEvent]) -> lis
                 ] == "referral":
                     attempt.update(outcome="not_counted", reason=str(Reason.COUNTED_FOR_OTHER))
             continue
-        delta = deltas.setdefault((referral_row["program_id"], referral_row["referrer_id"]), {})
         state = referral_row["state"]
-        delta[state] = delta.get(state, 0) + 1
-        if state == "confirmed":
-            delta["counted"] = delta.get("counted", 0) + 1
-        events.append(
-            {
-                "program_id": referral_row["program_id"],
-                "user_id": referral_row["referred_id"],
-                "actor_id": None,
-                "kind": f"referral.{state}",
-                "at": referral_row["joined_at"],
-                "data": {
-                    "referrer_id": referral_row["referrer_id"],
-                    "reason": referral_row["reason"],
-                },
-            }
+        moves.append(
+            Move(
+                program_id=key[0],
+                referred_id=key[1],
+                referrer_id=referral_row["referrer_id"],
+                transition=Transition.HOLD if state == "held" else Transition.JOIN,
+                old_state=None,
+                new_state=state,
+                at=referral_row["joined_at"],
+                joined_at=referral_row["joined_at"],
+                confirmed_at=referral_row["confirmed_at"],
+                reason=referral_row["reason"],
+            )
         )
-    for program_id, user_id, referrer_id in returned:
-        await db_referrals.update_referral(conn, program_id, user_id, {"left_at": None})
-        events.append(
-            {
-                "program_id": program_id,
-                "user_id": user_id,
-                "actor_id": None,
-                "kind": "referral.returned",
-                "at": member_rows[(program_id, user_id)]["last_joined_at"],
-                "data": {"referrer_id": referrer_id},
-            }
+    if lost_leaves:
+        # A friend in their hold period joined again: they had left, even though the leave
+        # update never arrived. The referral stops as if the leave had been seen.
+        lost = str(Reason.LEFT_DURING_HOLD)
+        moved = await db_referrals.transition_referrals(
+            conn,
+            sorted(lost_leaves),
+            ("pending", "held"),
+            {"state": "rejected", "reason": lost, "decided_at": now},
         )
-        if referrer_id is not None:
-            delta = deltas.setdefault((program_id, referrer_id), {})
-            delta["left"] = delta.get("left", 0) - 1
-            if programs[program_id]["leave_policy"] == LeavePolicy.SUBTRACT:
-                delta["counted"] = delta.get("counted", 0) + 1
-    if referrers:
-        # Referrers whose links were used get their burst window written too.
-        windows = {
-            key: (state.window_started_at, state.window_joins) for key, state in referrers.items()
-        }
-        with_window = {key: deltas.pop(key, {}) for key in referrers}
-        await db_counts.apply_count_deltas(
-            conn, with_window, _latest(batch), windows, returning=False
-        )
-    for i, (ref, _, _) in attribution.items():
-        if ref is not None and batch[i].program_id not in guarded:
-            # Every reader whose link was used has a counts row, as in guarded programs.
-            deltas.setdefault((batch[i].program_id, ref), {})
-    if deltas:
-        await db_counts.apply_count_deltas(conn, deltas, _latest(batch), returning=False)
+        for row in moved:
+            at = lost_leaves[(row["program_id"], row["referred_id"])]
+            moves.extend(transitions.moves_of([row], Transition.LEAVE, "rejected", at, lost))
+    if returned:
+        back = await db_referrals.set_left_at(conn, sorted({(p, u) for p, u, _ in returned}), None)
+        for row in back:
+            key = (row["program_id"], row["referred_id"])
+            moves.append(
+                Move(
+                    program_id=key[0],
+                    referred_id=key[1],
+                    referrer_id=row["referrer_id"],
+                    transition=Transition.REJOIN,
+                    old_state="confirmed",
+                    new_state="confirmed",
+                    at=member_rows[key]["last_joined_at"],
+                    joined_at=row["joined_at"],
+                    confirmed_at=row["confirmed_at"],
+                    left_before=True,
+                    left_after=False,
+                )
+            )
+    # Readers whose links were used get their burst window written (guarded programs) and,
+    # everywhere, a counts row even when nothing of theirs changed.
+    windows = (
+        {key: (state.window_started_at, state.window_joins) for key, state in referrers.items()}
+        if referrers
+        else None
+    )
+    await transitions.record(
+        conn,
+        moves,
+        subtract={
+            pid: row["leave_policy"] == LeavePolicy.SUBTRACT for pid, row in programs.items()
+        },
+        now=_latest(batch),
+        windows=windows,
+        touch=[
+            (batch[i].program_id, ref)
+            for i, (ref, _, _) in attribution.items()
+            if ref is not None and batch[i].program_id not in guarded
+        ],
+    )
     await db_attempts.insert_join_attempts(conn, attempts)
-    await db_events.insert_events(conn, events)
     await db_outbox.enqueue(
         conn, _join_notifications(new_referrals, inserted, member_rows, programs, _latest(batch))
     )

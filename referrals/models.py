@@ -74,10 +74,6 @@ class Program:
             username=self.username,
         )
 
-    @property
-    def is_public(self) -> bool:
-        return self.username is not None
-
 
 @dataclass(frozen=True, slots=True)
 class Link:
@@ -186,6 +182,7 @@ class JoinRequestOutcome:
 
 class RememberStatus(enum.StrEnum):
     REMEMBERED = "remembered"
+    SUBSCRIBED = "subscribed"  # a bot subscription: opening the link subscribed them
     ALREADY_REMEMBERED = "already_remembered"  # an earlier reader's link was opened first
     ALREADY_MEMBER = "already_member"  # already in, or counted before
     SELF_REFERRAL = "self_referral"
@@ -274,6 +271,37 @@ class DeletionSummary:
     referrals_unlinked: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class DeletedProgram:
+    """A program that was deleted, and its totals just before."""
+
+    program: Program
+    totals: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class HeldReferral:
+    """A referral waiting for a manager (``held``), as the review queue shows it."""
+
+    program_id: int
+    referred_id: int
+    referred_name: str
+    referrer_id: int | None
+    referrer_name: str
+    reason: str | None
+    joined_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewPage:
+    """One page of a program's review queue, oldest first."""
+
+    items: list[HeldReferral]
+    total: int
+    page: int
+    pages: int
+
+
 class EngineError(Exception):
     """A request the engine refuses; ``code`` names the problem for templates."""
 
@@ -339,6 +367,12 @@ class NotAllowed(EngineError):
 
 class NotReviewable(EngineError):
     code = "not_reviewable"
+
+
+class NotReversible(EngineError):
+    """An undo of something that is not a manager-reversible decision."""
+
+    code = "not_reversible"
 
 
 class PlatformUnavailable(EngineError):

@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from referrals.locale import LOCALES, pick_locale
 from referrals.text import clean_name
 from storage import people as db_people
 from storage.batch import Batcher
 from storage.clock import Clock
 from storage.database import Database
-
-LOCALES = ("en", "id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +26,7 @@ class PersonInfo:
     @property
     def locale(self) -> str:
         """The language to write in: chosen, else the app's, else English."""
-        for candidate in (self.language, self.platform_language):
-            if candidate:
-                short = candidate.split("-")[0].lower()
-                if short in LOCALES:
-                    return short
-        return "en"
+        return pick_locale(self.language, self.platform_language)
 
     @property
     def reachable(self) -> bool:

@@ -1,18 +1,36 @@
-"""Program settings: defaults, validation and conversion from rows."""
+"""Programs: settings (defaults, validation, conversion from rows) and the program service."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import fields
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from referrals.models import JoinMode, LeavePolicy, Program, SettingsError
+from delivery.outbox import Priority, message
+from referrals import transitions
+from referrals.context import Engine
+from referrals.locale import LOCALES
+from referrals.models import (
+    DeletedProgram,
+    JoinMode,
+    LeavePolicy,
+    Program,
+    ProgramExists,
+    ProgramNotFound,
+    SettingsError,
+)
 from referrals.text import clean_name
+from storage import events as db_events
+from storage import outbox as db_outbox
+from storage import programs as db_programs
+
+logger = logging.getLogger(__name__)
 
 PLATFORMS = ("telegram", "discord")
 KINDS = ("channel", "group", "supergroup", "bot", "guild")
-LOCALES = ("en", "id")
 
 # key -> (type, minimum, maximum) for the numeric settings; None bounds mean optional.
 _NUMERIC: dict[str, tuple[int, int, bool]] = {
@@ -130,3 +148,278 @@ def validate_timezone(value: Any) -> str:
             problem="timezone",
         ) from exc
     return value
+
+
+# Through the bot is the default join mode everywhere (public and private chats): the friend
+# opens the bot before joining, so the bot may write to them later — a welcome, a two-sided
+# reward, a claim button — which a friend who joined by a direct link and never started the
+# bot can never get. Direct join-request links stay a choice for private chats.
+DEFAULT_JOIN_MODE = JoinMode.BOT
+LOST_RIGHTS = "lost_rights"
+
+
+class ProgramService:
+    """Programs: create, find, settings, pause and resume (also when the bot loses or regains
+    its rights), moving to a new chat id, deletion, totals."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def create_program(
+        self,
+        platform: str,
+        destination_id: int,
+        kind: str,
+        title: str,
+        *,
+        created_by: int | None = None,
+        **settings: Any,
+    ) -> Program:
+        """Create the program of a destination; raises :class:`ProgramExists` if it has one."""
+        if platform not in PLATFORMS:
+            raise SettingsError("platform", f"must be one of {', '.join(PLATFORMS)}")
+        if kind not in KINDS:
+            raise SettingsError("kind", f"must be one of {', '.join(KINDS)}")
+        username = settings.get("username")
+        values = validate_settings({"title": title, **settings}, kind=kind, username=username)
+        values.setdefault("join_mode", str(DEFAULT_JOIN_MODE))
+        now = self._engine.clock.now()
+        async with self._engine.db.write() as conn:
+            program_id = await db_programs.insert_program(
+                conn,
+                {
+                    **values,
+                    "platform": platform,
+                    "destination_id": destination_id,
+                    "kind": kind,
+                    "created_by": created_by,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+            if program_id is None:
+                raise ProgramExists(
+                    f"{platform} destination {destination_id} already has a program"
+                )
+            await db_events.insert_events(
+                conn,
+                [
+                    program_event(
+                        program_id,
+                        created_by,
+                        "program.created",
+                        now,
+                        {"destination_id": destination_id, "kind": kind},
+                    )
+                ],
+            )
+            row = await db_programs.program_by_id(conn, program_id)
+        return _present(row, program_id)
+
+    async def get_program(self, program_id: int) -> Program:
+        program = await self.find_program_by_id(program_id)
+        if program is None:
+            raise ProgramNotFound(f"no program {program_id}")
+        return program
+
+    async def find_program_by_id(self, program_id: int) -> Program | None:
+        async with self._engine.db.read() as conn:
+            row = await db_programs.program_by_id(conn, program_id)
+        return program_from_row(row) if row else None
+
+    async def find_program(self, platform: str, destination_id: int) -> Program | None:
+        async with self._engine.db.read() as conn:
+            row = await db_programs.program_by_destination(conn, platform, destination_id)
+        return program_from_row(row) if row else None
+
+    async def list_programs(self, platform: str | None = None) -> list[Program]:
+        async with self._engine.db.read() as conn:
+            rows = await db_programs.list_programs(conn, platform)
+        return [program_from_row(row) for row in rows]
+
+    async def managed_programs(self, platform: str, user_id: int) -> list[Program]:
+        """The programs of ``platform`` that ``user_id`` manages (asked of the platform)."""
+        return [
+            program
+            for program in await self.list_programs(platform)
+            if await self._engine.is_manager(program, user_id)
+        ]
+
+    async def program_totals(self, program_id: int) -> dict[str, int]:
+        """Readers with referrals, referrals by state, and joins nobody referred."""
+        async with self._engine.db.read() as conn:
+            return await db_programs.program_totals(conn, program_id)
+
+    async def update_settings(
+        self, program_id: int, actor_id: int | None, **changes: Any
+    ) -> Program:
+        """Change settings after checking that ``actor_id`` manages the program.
+
+        ``actor_id=None`` is the operator (CLI, scheduler) and is not checked. A new leave
+        policy recounts every reader (one change record per reader whose total moves).
+        """
+        program = await self.get_program(program_id)
+        values = validate_settings(changes, kind=program.kind, username=program.username)
+        if "join_mode" in changes and "username" in values:
+            validate_settings(
+                {"join_mode": changes["join_mode"]}, kind=program.kind, username=values["username"]
+            )
+        await self._engine.require_manager(program, actor_id)
+        now = self._engine.clock.now()
+        async with self._engine.db.write() as conn:
+            await db_programs.update_program(conn, program_id, {**values, "updated_at": now})
+            if "leave_policy" in values and values["leave_policy"] != program.leave_policy:
+                await transitions.recount(
+                    conn, program_id, values["leave_policy"] == LeavePolicy.SUBTRACT, now
+                )
+            await db_events.insert_events(
+                conn, [program_event(program_id, actor_id, "program.settings", now, values)]
+            )
+            row = await db_programs.program_by_id(conn, program_id)
+        return _present(row, program_id)
+
+    async def set_paused(
+        self, program_id: int, paused: bool, reason: str | None = None, actor_id: int | None = None
+    ) -> Program:
+        """Pause (nothing confirms) or resume a program."""
+        return await self.update_settings(
+            program_id, actor_id, paused=paused, paused_reason=reason if paused else None
+        )
+
+    async def rights_changed(
+        self, platform: str, destination_id: int, *, can_run: bool, actor_id: int | None
+    ) -> Program | None:
+        """The bot's rights in a destination changed. Without the rights it needs to run the
+        program (invite links, join events) the program pauses; when they are back, a program
+        paused for that reason resumes. Whoever set the program up, and ``actor_id`` (the
+        admin who changed the rights), are told. Returns the program, None if there is none."""
+        program = await self.find_program(platform, destination_id)
+        if program is None:
+            return None
+        if can_run and program.paused and program.paused_reason == LOST_RIGHTS:
+            paused = False
+        elif not can_run and not program.paused:
+            paused = True
+        else:
+            return program
+        now = self._engine.clock.now()
+        values = {"paused": paused, "paused_reason": LOST_RIGHTS if paused else None}
+        async with self._engine.db.write() as conn:
+            await db_programs.update_program(conn, program.id, {**values, "updated_at": now})
+            await db_events.insert_events(
+                conn, [program_event(program.id, None, "program.rights", now, values)]
+            )
+            tell = {program.created_by, actor_id} - {None}
+            await db_outbox.enqueue(
+                conn,
+                [
+                    message(
+                        platform,
+                        "user",
+                        user_id,
+                        "program_notice",
+                        {
+                            "program_title": program.title,
+                            "paused": paused,
+                            "reason": LOST_RIGHTS if paused else None,
+                        },
+                        priority=Priority.NOTIFY,
+                        now=now,
+                        program_id=program.id,
+                        key=f"rights:{program.id}:{user_id}:{int(now.timestamp())}:{paused}",
+                    )
+                    for user_id in sorted(u for u in tell if u is not None)
+                ],
+            )
+            row = await db_programs.program_by_id(conn, program.id)
+        return _present(row, program.id)
+
+    async def setup_program(
+        self,
+        platform: str,
+        destination_id: int,
+        kind: str,
+        title: str,
+        *,
+        created_by: int | None,
+        **settings: Any,
+    ) -> tuple[Program, bool]:
+        """Create the destination's program, or refresh its title and resume it if it
+        exists (setting up twice is harmless). Returns (program, created)."""
+        existing = await self.find_program(platform, destination_id)
+        if existing is None:
+            try:
+                program = await self.create_program(
+                    platform, destination_id, kind, title, created_by=created_by, **settings
+                )
+                return program, True
+            except ProgramExists:
+                existing = await self.find_program(platform, destination_id)
+                if existing is None:
+                    raise ProgramNotFound(
+                        f"the program of {platform} {destination_id} was deleted meanwhile"
+                    ) from None
+        changes: dict[str, Any] = {"title": title, "paused": False, "paused_reason": None}
+        for key in ("username", "join_url"):
+            if key in settings:
+                changes[key] = settings[key]
+        program = await self.update_settings(existing.id, None, **changes)
+        return program, False
+
+    async def migrate_destination(self, platform: str, old_id: int, new_id: int) -> Program | None:
+        """Keep a program when its chat gets a new id (a group upgraded to a supergroup)."""
+        now = self._engine.clock.now()
+        async with self._engine.db.write() as conn:
+            program_id = await db_programs.move_destination(conn, platform, old_id, new_id, now)
+            if program_id is None:
+                return None
+            await db_events.insert_events(
+                conn,
+                [
+                    program_event(
+                        program_id, None, "program.migrated", now, {"from": old_id, "to": new_id}
+                    )
+                ],
+            )
+        return await self.get_program(program_id)
+
+    async def delete_program(self, program_id: int, actor_id: int | None) -> DeletedProgram:
+        """Delete a program and everything it holds (links, referrals, counts, receipts,
+        events, queued messages) after checking that ``actor_id`` manages it (``None``: the
+        operator). People's contact records stay: they are not the program's."""
+        program = await self.get_program(program_id)
+        await self._engine.require_manager(program, actor_id)
+        async with self._engine.db.read() as conn:
+            totals = await db_programs.program_totals(conn, program_id)
+        async with self._engine.db.write() as conn:
+            now = self._engine.clock.now()
+            if not await db_programs.delete_program(conn, program_id, now, actor_id):
+                raise ProgramNotFound(f"no program {program_id}")
+        logger.info(
+            "program %s (%s %s) deleted by %s",
+            program_id,
+            program.platform,
+            program.destination_id,
+            actor_id if actor_id is not None else "the operator",
+        )
+        return DeletedProgram(program, totals)
+
+
+def program_event(
+    program_id: int, actor_id: int | None, kind: str, at: datetime, data: Mapping[str, Any]
+) -> dict[str, Any]:
+    """An audit event about a program (not about one person)."""
+    return {
+        "program_id": program_id,
+        "user_id": None,
+        "actor_id": actor_id,
+        "kind": kind,
+        "at": at,
+        "data": dict(data),
+    }
+
+
+def _present(row: Mapping[Any, Any] | None, program_id: int) -> Program:
+    if row is None:
+        raise ProgramNotFound(f"program {program_id} was deleted meanwhile")
+    return program_from_row(row)

@@ -15,9 +15,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.schema import (
-    referrer_counts,
-)
+from storage.schema import count_changes, referrer_counts
 from storage.sql import (
     dialect_insert_for,
     execute_many,
@@ -93,14 +91,78 @@ async def counts_of(conn: AsyncConnection, program_id: int, referrer_id: int) ->
     return result.mappings().first()
 
 
-async def recompute_counted(conn: AsyncConnection, program_id: int, subtract_left: bool) -> None:
+async def recompute_counted(
+    conn: AsyncConnection, program_id: int, subtract_left: bool, now: datetime
+) -> list[tuple[int, int, int]]:
+    """Counted totals after a change of the leave policy: ``confirmed - left`` when leavers
+    are subtracted, else ``confirmed``. Only readers with friends who left can move; returns
+    (reader_id, before, after) for those whose total moved, readers in id order."""
+    rows = (
+        await conn.execute(
+            select(referrer_counts.c.referrer_id, referrer_counts.c.counted)
+            .where(referrer_counts.c.program_id == program_id, referrer_counts.c.left > 0)
+            .order_by(referrer_counts.c.referrer_id)
+        )
+    ).all()
     counted = (
         referrer_counts.c.confirmed - referrer_counts.c.left
         if subtract_left
         else referrer_counts.c.confirmed
     )
-    await conn.execute(
+    result = await conn.execute(
         update(referrer_counts)
-        .where(referrer_counts.c.program_id == program_id)
-        .values(counted=counted)
+        .where(referrer_counts.c.program_id == program_id, referrer_counts.c.left > 0)
+        .values(counted=counted, updated_at=now)
+        .returning(referrer_counts.c.referrer_id, referrer_counts.c.counted)
     )
+    after: dict[int, int] = {reader: counted for reader, counted in result.all()}
+    return [
+        (reader_id, before, after[reader_id])
+        for reader_id, before in rows
+        if reader_id in after and after[reader_id] != before
+    ]
+
+
+async def insert_count_changes(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Append change records (one per reader whose counted total moved)."""
+    await execute_many(conn, count_changes.insert(), rows)
+
+
+CONSUMERS = ("milestones", "boards")
+
+
+async def claim_count_changes(
+    conn: AsyncConnection, consumer: str, now: datetime, limit: int = 500
+) -> list[RowMapping]:
+    """Mark up to ``limit`` change records ``consumer`` has not handled yet, oldest first, and
+    return them. Call it in the transaction that writes the consumer's output: a rollback
+    un-marks them, and on PostgreSQL a second instance skips rows another one holds."""
+    if consumer not in CONSUMERS:
+        raise ValueError(f"unknown change consumer {consumer!r}")
+    mark = count_changes.c[f"{consumer}_at"]
+    pick = select(count_changes.c.id).where(mark.is_(None)).order_by(count_changes.c.id)
+    pick = pick.limit(limit)
+    if conn.dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    ids = list((await conn.execute(pick)).scalars())
+    if not ids:
+        return []
+    await conn.execute(
+        update(count_changes)
+        .where(count_changes.c.id.in_(ids), mark.is_(None))
+        .values({mark.name: now})
+    )
+    result = await conn.execute(
+        select(count_changes).where(count_changes.c.id.in_(ids)).order_by(count_changes.c.id)
+    )
+    return list(result.mappings())
+
+
+async def count_changes_of(
+    conn: AsyncConnection, program_id: int, reader_id: int | None = None
+) -> list[RowMapping]:
+    """A program's change records (one reader's, when given), oldest first."""
+    query = select(count_changes).where(count_changes.c.program_id == program_id)
+    if reader_id is not None:
+        query = query.where(count_changes.c.reader_id == reader_id)
+    return list((await conn.execute(query.order_by(count_changes.c.id))).mappings())

@@ -70,9 +70,8 @@ async def delete_person(
     )
     await run(
         "events",
-        delete(events).where(
-            events.c.program_id.in_(in_programs),
-            or_(events.c.user_id == user_id, events.c.actor_id == user_id),
-        ),
+        # Events about them go; their decisions as a manager about others stay, with the
+        # bare id as actor (others' truth depends on them).
+        delete(events).where(events.c.program_id.in_(in_programs), events.c.user_id == user_id),
     )
     return done

@@ -3,11 +3,13 @@ owns the transaction."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    delete,
     func,
     select,
     update,
@@ -16,6 +18,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.schema import (
+    events,
     join_attempts,
     programs,
     referrer_counts,
@@ -111,3 +114,33 @@ async def program_totals(conn: AsyncConnection, program_id: int) -> dict[str, in
         "rejected": int(sums[4]),
         "unattributed": int(unattributed),
     }
+
+
+async def delete_program(
+    conn: AsyncConnection, program_id: int, at: datetime, actor_id: int | None
+) -> bool:
+    """Delete a program; its members, links, referrals, counts, attempts, requests, change
+    records, events and outbox rows go with it (foreign keys cascade). An event without a
+    program keeps the fact. False if there was no such program."""
+    row = await program_by_id(conn, program_id)
+    if row is None:
+        return False
+    await conn.execute(delete(programs).where(programs.c.id == program_id))
+    await conn.execute(
+        events.insert().values(
+            program_id=None,
+            user_id=None,
+            actor_id=actor_id,
+            kind="program.deleted",
+            at=at,
+            data=json.dumps(
+                {
+                    "program_id": program_id,
+                    "platform": row["platform"],
+                    "destination_id": row["destination_id"],
+                },
+                sort_keys=True,
+            ),
+        )
+    )
+    return True

@@ -84,38 +84,67 @@ async def transition_referrals(
     from_states: Sequence[str],
     values: Mapping[str, Any],
 ) -> list[dict[str, Any]]:
-    """Move referrals still in ``from_states`` to ``values``; returns the rows moved
-    (program_id, referred_id, referrer_id and the state they were in)."""
+    """Move referrals still in ``from_states`` to ``values``; returns the rows moved: keys,
+    referrer_id, joined_at, confirmed_at and left_at after the move, and ``old_state`` and
+    ``old_left_at`` before it."""
     moved: list[dict[str, Any]] = []
     for condition in pair_filters(referrals.c.program_id, referrals.c.referred_id, keys):
         # Read the old state first; the UPDATE's guard makes a concurrent move a no-op.
         before = await conn.execute(
-            select(referrals.c.program_id, referrals.c.referred_id, referrals.c.state).where(
-                condition, referrals.c.state.in_(from_states)
-            )
+            select(
+                referrals.c.program_id,
+                referrals.c.referred_id,
+                referrals.c.state,
+                referrals.c.left_at,
+            ).where(condition, referrals.c.state.in_(from_states))
         )
-        old_state = {(r.program_id, r.referred_id): r.state for r in before}
-        if not old_state:
+        old = {(r.program_id, r.referred_id): (r.state, r.left_at) for r in before}
+        if not old:
             continue
         result = await conn.execute(
             update(referrals)
             .where(condition, referrals.c.state.in_(from_states))
             .values(**values)
-            .returning(referrals.c.program_id, referrals.c.referred_id, referrals.c.referrer_id)
+            .returning(
+                referrals.c.program_id,
+                referrals.c.referred_id,
+                referrals.c.referrer_id,
+                referrals.c.joined_at,
+                referrals.c.confirmed_at,
+                referrals.c.left_at,
+            )
         )
         for row in result.mappings():
-            moved.append({**row, "old_state": old_state[(row["program_id"], row["referred_id"])]})
+            state, left_at = old[(row["program_id"], row["referred_id"])]
+            moved.append({**row, "old_state": state, "old_left_at": left_at})
     return moved
 
 
-async def update_referral(
-    conn: AsyncConnection, program_id: int, referred_id: int, values: Mapping[str, Any]
-) -> None:
-    await conn.execute(
-        update(referrals)
-        .where(referrals.c.program_id == program_id, referrals.c.referred_id == referred_id)
-        .values(**values)
+async def set_left_at(
+    conn: AsyncConnection, keys: Sequence[tuple[int, int]], left_at: datetime | None
+) -> list[dict[str, Any]]:
+    """Mark confirmed friends as away since ``left_at``, or (``None``) as back. Only rows
+    that change move: a friend already away (or already back) is left alone. Returns the
+    rows moved: keys, referrer_id, joined_at, confirmed_at."""
+    moved: list[dict[str, Any]] = []
+    guard = (
+        referrals.c.left_at.is_(None) if left_at is not None else referrals.c.left_at.is_not(None)
     )
+    for condition in pair_filters(referrals.c.program_id, referrals.c.referred_id, keys):
+        result = await conn.execute(
+            update(referrals)
+            .where(condition, referrals.c.state == "confirmed", guard)
+            .values(left_at=left_at)
+            .returning(
+                referrals.c.program_id,
+                referrals.c.referred_id,
+                referrals.c.referrer_id,
+                referrals.c.joined_at,
+                referrals.c.confirmed_at,
+            )
+        )
+        moved.extend(dict(row) for row in result.mappings())
+    return moved
 
 
 async def due_referrals(
@@ -150,10 +179,20 @@ async def due_referrals(
     return list((await conn.execute(query)).mappings())
 
 
-async def held_referrals(conn: AsyncConnection, program_id: int, limit: int) -> list[RowMapping]:
-    """Referrals a rule held for a manager, oldest first, with the people's names."""
+async def held_referrals(
+    conn: AsyncConnection,
+    program_id: int,
+    limit: int,
+    offset: int = 0,
+    referrer_id: int | None = None,
+) -> list[RowMapping]:
+    """Referrals a rule held for a manager, oldest first, with the people's names (one
+    reader's, when ``referrer_id`` is given)."""
     referred = members.alias("referred")
     referrer = members.alias("referrer")
+    where = [referrals.c.program_id == program_id, referrals.c.state == "held"]
+    if referrer_id is not None:
+        where.append(referrals.c.referrer_id == referrer_id)
     result = await conn.execute(
         select(
             referrals.c.referred_id,
@@ -177,11 +216,36 @@ async def held_referrals(conn: AsyncConnection, program_id: int, limit: int) -> 
                 referrer.c.user_id == referrals.c.referrer_id,
             ),
         )
-        .where(referrals.c.program_id == program_id, referrals.c.state == "held")
+        .where(*where)
         .order_by(referrals.c.joined_at, referrals.c.referred_id)
         .limit(limit)
+        .offset(offset)
     )
     return list(result.mappings())
+
+
+async def held_count(conn: AsyncConnection, program_id: int) -> int:
+    """How many referrals of a program wait for a manager."""
+    result = await conn.execute(
+        select(func.count()).where(
+            referrals.c.program_id == program_id, referrals.c.state == "held"
+        )
+    )
+    return int(result.scalar_one())
+
+
+async def held_keys_of(conn: AsyncConnection, program_id: int, referrer_id: int) -> list[int]:
+    """The people whose referral by ``referrer_id`` waits for a manager."""
+    result = await conn.execute(
+        select(referrals.c.referred_id)
+        .where(
+            referrals.c.program_id == program_id,
+            referrals.c.referrer_id == referrer_id,
+            referrals.c.state == "held",
+        )
+        .order_by(referrals.c.referred_id)
+    )
+    return list(result.scalars())
 
 
 async def receipt_page(

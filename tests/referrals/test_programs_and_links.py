@@ -14,7 +14,8 @@ from referrals.models import (
     SettingsError,
     TooManyLinks,
 )
-from referrals.service import MAX_LINKS_PER_READER, ReferralService
+from referrals.links import MAX_LINKS_PER_READER
+from referrals.service import ReferralService
 from storage.clock import FakeClock
 from storage.database import Database
 from tests.helpers.factories import CHANNEL_ID, make_program, person

@@ -30,8 +30,12 @@ async def test_manager_approves_a_held_referral(
     await service.record_join(join(program, FRIEND, clock.now(), link.code))
     await service.record_join(join(program, FRIEND + 1, clock.now(), link.code))
     queue = await service.review_queue(program.id)
-    assert [row["referred_id"] for row in queue] == [FRIEND + 1]
-    assert queue[0]["reason"] == "over_cap"
+    assert [item.referred_id for item in queue.items] == [FRIEND + 1]
+    assert (queue.items[0].reason, queue.items[0].referrer_id, queue.total) == (
+        "over_cap",
+        READER,
+        1,
+    )
 
     with pytest.raises(NotAllowed):
         await service.review(program.id, FRIEND + 1, READER, approve=True)
