@@ -183,6 +183,7 @@ async def decide_joins(
                 "display_name": name,
                 "username": username,
                 "first_seen_at": at,
+                "is_member": True,
                 "first_joined_at": at,
                 "last_joined_at": at,
             }

@@ -388,8 +388,11 @@ async def test_a_join_by_username_without_a_link_is_unattributed_and_never_count
     world.join_public(bob, chat)
     await harness.settle()
     assert await _referrals(harness) == {}
+    # opening Ana's link shows on Ana's receipt (as a join through a direct link would);
+    # the join itself is one more rejoin, nobody's
     assert await _attempts(harness, bob) == [
         ("unattributed", "no_link"),
+        ("not_counted", "rejoin"),
         ("not_counted", "rejoin"),
     ]
 

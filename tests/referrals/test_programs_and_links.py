@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from delivery.port import RetryAfter
+from referrals.links import MAX_LINKS_PER_READER
 from referrals.models import (
     BadLabel,
     NotAllowed,
@@ -14,7 +15,6 @@ from referrals.models import (
     SettingsError,
     TooManyLinks,
 )
-from referrals.links import MAX_LINKS_PER_READER
 from referrals.service import ReferralService
 from storage.clock import FakeClock
 from storage.database import Database
