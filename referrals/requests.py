@@ -174,7 +174,8 @@ async def _decide_round(
     for key, index in new_index.items():
         if key not in inserted:  # another instance recorded it first (PostgreSQL)
             earlier_outcome = outcomes[index]
-            assert earlier_outcome is not None
+            if earlier_outcome is None:
+                raise RuntimeError(f"join request {key} was recorded without an outcome")
             outcomes[index] = JoinRequestOutcome(
                 RequestStatus.ALREADY,
                 earlier_outcome.program,

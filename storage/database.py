@@ -15,8 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, event
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -84,12 +83,6 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
-    def insert(self, table: Table) -> Any:
-        """The dialect's ``insert`` (it has ``on_conflict_do_nothing``/``…_do_update``)."""
-        if self.is_sqlite:
-            return sqlite.insert(table)
-        return postgresql.insert(table)
-
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction: committed on exit, rolled back on error."""
@@ -131,7 +124,8 @@ class Database:
             async with self.engine.connect() as conn:
                 raw = await conn.get_raw_connection()
                 driver = raw.driver_connection
-                assert driver is not None
+                if driver is None:
+                    raise RuntimeError("the pooled SQLite connection has no driver connection")
                 # The driver connection directly: no transaction may be open around it.
                 cursor = await driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 await cursor.close()
