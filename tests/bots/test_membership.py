@@ -491,7 +491,12 @@ async def test_in_bot_mode_blocking_the_bot_is_leaving_and_unblocking_never_coun
         rows = await _referrals(h)
         assert len(rows) == 1 and rows[bob.id]["state"] == "rejected"
         assert (await _counts(h, ana))["rejected"] == 1
-        assert [o for o, _ in await _attempts(h, bob)] == ["referral", "not_counted"]
+        # back by unblocking (nobody's), then through Ana's link again (on Ana's receipt)
+        assert await _attempts(h, bob) == [
+            ("referral", None),
+            ("not_counted", "rejoin"),
+            ("not_counted", "rejoin"),
+        ]
 
 
 # --- the scheduler: confirmations ----------------------------------------------------------

@@ -212,6 +212,26 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
         {"program_title": TITLE, "friends": [""], "count": 1, "counted": 4},
         {"program_title": TITLE, "friends": ["Bob", "", "Cy"], "count": 3, "counted": 12},
     ],
+    "notify_reviewed": [
+        {
+            "program_title": TITLE,
+            "approved": ["Bob", ""],
+            "approved_count": 2,
+            "rejected": [],
+            "rejected_count": 0,
+            "undo": False,
+            "counted": 7,
+        },
+        {
+            "program_title": TITLE,
+            "approved": [],
+            "approved_count": 0,
+            "rejected": ["Cy"],
+            "rejected_count": 12,
+            "undo": True,
+            "counted": 0,
+        },
+    ],
     "notify_joined": [
         _notify_joined(["Bob"], 1, ["pending"], 72),
         _notify_joined([""], 1, ["pending"], 1),

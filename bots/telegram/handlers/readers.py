@@ -56,20 +56,8 @@ async def start_with_payload(
     if program is None or outcome.status is RememberStatus.UNKNOWN_LINK:
         await reply.here("link_problem", {"problem": "unknown_link"})
         return
-    if program.kind == "bot" and outcome.status in (
-        RememberStatus.REMEMBERED,
-        RememberStatus.ALREADY_REMEMBERED,
-    ):
-        # The newsletter is the bot: starting it is subscribing.
-        await referrals.record_join(
-            JoinEvent(
-                program.id,
-                friend,
-                clock.now(),
-                link=payload,
-                event_key=f"start:{message.from_user.id}",
-            )
-        )
+    if outcome.status is RememberStatus.SUBSCRIBED:
+        # The newsletter is the bot: opening the link subscribed them (the engine did).
         await reply.here(
             "friend_subscribed",
             {"program_title": program.title, "referrer_name": outcome.referrer_name},
