@@ -11,6 +11,7 @@ from aiogram.filters import JOIN_TRANSITION, LEAVE_TRANSITION, ChatMemberUpdated
 from aiogram.types import CallbackQuery, ChatJoinRequest, ChatMemberUpdated, Update
 from markupsafe import Markup
 
+from bots import views
 from bots.render import Renderer
 from bots.telegram.callbacks import HumanCheck
 from bots.telegram.context import PLATFORM, ProgramCache, Reply, person_of
@@ -105,8 +106,8 @@ async def join_requested(
         return  # settled before (declined): nothing more to do
     window_ends = request.date + JOIN_REQUEST_WINDOW
     context = {
-        "program_title": program.title,
-        "referrer_name": outcome.referrer_name,
+        **views.join_welcome(program, outcome.referrer_name),
+        # For the outbox (approving the request), not for the template.
         "_window_ends": window_ends.isoformat(),
         "_chat_id": request.chat.id,
         "_user_id": request.from_user.id,
@@ -160,8 +161,7 @@ async def human_check_passed(
             query.from_user.id,
             "join_welcome",
             {
-                "program_title": program.title,
-                "referrer_name": passed.referrer_name,
+                **views.join_welcome(program, passed.referrer_name),
                 "_window_ends": (passed.requested_at + JOIN_REQUEST_WINDOW).isoformat(),
                 "_chat_id": program.destination_id,
                 "_user_id": query.from_user.id,
@@ -170,7 +170,7 @@ async def human_check_passed(
             program_id=program.id,
             action="welcome_approve",
         )
-    html = renderer.text(reply.locale, "human_check_passed", program_title=program.title)
+    html = renderer.text(reply.locale, "human_check_passed", **views.human_check_passed(program))
     await query.answer(text=Markup(html).striptags()[:200])
 
 
