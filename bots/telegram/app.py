@@ -36,7 +36,7 @@ from aiogram.methods import GetUpdates, Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import BotCommand, Update
 
-from bots.render import DEFAULT_LOCALE, LOCALES, Renderer
+from bots.render import Renderer
 from bots.telegram.context import ContextMiddleware, ProgramCache
 from bots.telegram.handlers import get_routers
 from bots.telegram.port import TelegramPort
@@ -151,6 +151,8 @@ class TelegramBot:
         """The command menu: English by default, and each other language for the people
         whose Telegram is set to it."""
         from aiogram.types import BotCommandScopeDefault
+
+        from bots.render import DEFAULT_LOCALE, LOCALES
 
         for locale in LOCALES:
             commands = [

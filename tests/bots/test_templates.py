@@ -18,7 +18,8 @@ import pytest
 from jinja2 import meta
 from jinja2.runtime import Macro
 
-from bots.render import LOCALES, TEMPLATES, Renderer
+from bots.render import LOCALES, MACRO_FILES, TEMPLATES, Renderer
+from bots.telegram.app import READER_COMMANDS
 from bots.telegram.context import ERROR_DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -331,8 +332,8 @@ def _source(locale: str, name: str) -> str:
     return (TEMPLATES / locale / f"{name}.html.j2").read_text(encoding="utf-8")
 
 
-def _macros(renderer: Renderer, locale: str) -> dict[str, Macro]:
-    module = renderer.env.get_template(f"{locale}/labels.html.j2").module
+def _macros(renderer: Renderer, locale: str, file: str = "labels") -> dict[str, Macro]:
+    module = renderer.env.get_template(f"{locale}/{file}.html.j2").module
     return {key: value for key, value in vars(module).items() if isinstance(value, Macro)}
 
 
@@ -475,7 +476,7 @@ def test_every_locale_has_the_same_templates(renderer: Renderer) -> None:
 
 def test_samples_cover_every_template(renderer: Renderer) -> None:
     for locale, names in renderer.names().items():
-        assert set(SAMPLES) == names - {"labels"}, locale
+        assert set(SAMPLES) == names - set(MACRO_FILES), locale
 
 
 def test_labels_define_the_same_macros_everywhere(renderer: Renderer) -> None:
@@ -519,6 +520,17 @@ def test_samples_reach_every_compared_value(name: str) -> None:
 
     for var, value in wanted:
         assert any(value in values(var, sample) for sample in SAMPLES[name]), (var, value)
+
+
+def test_the_command_menu_is_described_in_every_language(renderer: Renderer) -> None:
+    for locale in LOCALES:
+        assert set(_macros(renderer, locale, "commands")) == set(READER_COMMANDS), locale
+        for name in READER_COMMANDS:
+            description = renderer.command(locale, name)
+            assert 1 <= len(description) <= 256 and "\n" not in description, (locale, name)
+            assert not re.search(r"[<>]|&\w+;", description), (locale, description)
+            if locale != "en":
+                assert description != renderer.command("en", name), (locale, name)
 
 
 # --- every branch renders, as HTML Telegram accepts ----------------------------------------
