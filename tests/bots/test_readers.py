@@ -642,3 +642,22 @@ async def test_a_paused_program_makes_no_new_links_but_keeps_the_old_ones(
     await harness.say(budi, "/invite")
     assert "The program is paused right now" in harness.last_to(budi).text
     assert await table_rows(harness, links, referrer_id=budi.id) == []
+
+
+async def test_a_refusal_of_an_invite_asked_for_in_a_group_is_answered_in_private(
+    harness: Harness, owner: SimUser
+) -> None:
+    world = harness.world
+    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club")
+    await harness.say(owner, "/pause", to=chat)
+    budi = world.add_user("Budi")
+    world.add_member(chat, budi)
+    await harness.say(budi, "/start")
+    in_chat = len(harness.texts_to(chat))
+
+    await harness.say(budi, "/invite", to=chat)
+    assert "The program is paused right now" in harness.last_to(budi).text
+    assert len(harness.texts_to(chat)) == in_chat  # nothing in the group, no link either
+    assert await table_rows(harness, links, referrer_id=budi.id) == []
+    await harness.say(budi, "/invite", to=chat)  # asked again: answered again, once
+    assert harness.texts_to(budi).count(harness.last_to(budi).text) == 2
