@@ -68,6 +68,19 @@ class ReviewService:
         ]
         return ReviewPage(items, total, page, pages)
 
+    async def find_member(self, program_id: int, who: str) -> int | None:
+        """The user id a manager means by ``who``: a number, or a @username the program
+        has seen; None when nobody matches."""
+        who = who.strip()
+        if who.lstrip("-").isdigit() and len(who) <= 20:
+            return int(who)
+        name = who.removeprefix("@")
+        if not name or len(name) > 64:
+            return None
+        async with self._engine.db.read() as conn:
+            row = await db_members.member_by_username(conn, program_id, name)
+        return int(row["user_id"]) if row else None
+
     async def review(
         self,
         program_id: int,

@@ -259,6 +259,10 @@ class ReferralService:
         """Held referrals waiting for a manager, oldest first."""
         return await self.reviews.review_queue(program_id, page)
 
+    async def find_member(self, program_id: int, who: str) -> int | None:
+        """The user id meant by ``who`` (a number or a @username seen in the program)."""
+        return await self.reviews.find_member(program_id, who)
+
     async def undo(
         self, program_id: int, referred_id: int, actor_id: int | None, *, note: str = ""
     ) -> ReviewOutcome:

@@ -130,3 +130,18 @@ _REMEMBER_MANY = (
         remembered_at=bindparam("b_at", type_=UTCDateTime()),
     )
 )
+
+
+async def member_by_username(
+    conn: AsyncConnection, program_id: int, username: str
+) -> RowMapping | None:
+    """The member of a program with this username (case-insensitive), if any."""
+    result = await conn.execute(
+        select(members)
+        .where(
+            members.c.program_id == program_id,
+            func.lower(members.c.username) == username.lower(),
+        )
+        .limit(1)
+    )
+    return result.mappings().first()

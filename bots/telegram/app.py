@@ -56,13 +56,9 @@ ALLOWED_UPDATES = [
     "my_chat_member",
     "chat_join_request",
 ]
-READER_COMMANDS = [
-    ("invite", "Your personal invite link"),
-    ("stats", "Who joined through your links"),
-    ("lang", "Language: /lang en or /lang id"),
-    ("forget", "Delete your data"),
-    ("help", "All commands"),
-]
+# The reader's command menu, in this order; each description is a macro of the locale's
+# ``commands.html.j2``.
+READER_COMMANDS = ("invite", "stats", "lang", "forget", "help")
 
 
 def update_key(update: Update) -> tuple[int, int]:
@@ -152,13 +148,24 @@ class TelegramBot:
         return self.port
 
     async def set_commands(self) -> None:
+        """The command menu: English by default, and each other language for the people
+        whose Telegram is set to it."""
         from aiogram.types import BotCommandScopeDefault
 
-        commands = [BotCommand(command=name, description=text) for name, text in READER_COMMANDS]
-        try:
-            await self.bot.set_my_commands(commands, scope=BotCommandScopeDefault())
-        except Exception as exc:  # not essential: the bot works without the menu
-            logger.warning("could not set the command menu: %s", exc)
+        from bots.render import DEFAULT_LOCALE, LOCALES
+
+        for locale in LOCALES:
+            commands = [
+                BotCommand(command=name, description=self.renderer.command(locale, name))
+                for name in READER_COMMANDS
+            ]
+            language = None if locale == DEFAULT_LOCALE else locale
+            try:
+                await self.bot.set_my_commands(
+                    commands, scope=BotCommandScopeDefault(), language_code=language
+                )
+            except Exception as exc:  # not essential: the bot works without the menu
+                logger.warning("could not set the %s command menu: %s", locale, exc)
 
     async def poll(self, stop: asyncio.Event) -> None:
         """Fetch, handle, acknowledge — until ``stop``; the batch in hand is finished."""

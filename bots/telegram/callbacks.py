@@ -32,3 +32,19 @@ class HumanCheck(CallbackData, prefix="hc"):
 class Setting(CallbackData, prefix="st"):
     program_id: int
     key: str
+
+
+class Review(CallbackData, prefix="rv"):
+    """A decision in the review queue: ``a``/``r`` approve or reject one referral (``target``
+    is the friend), ``A``/``R`` every held referral of one reader (``target`` is the reader),
+    ``u`` undo the decision on ``target``, ``p`` just show ``page``."""
+
+    program_id: int
+    action: str
+    target: int = 0
+    page: int = 1
+
+
+class DeleteProgram(CallbackData, prefix="dp"):
+    program_id: int
+    confirm: bool

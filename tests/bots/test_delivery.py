@@ -90,6 +90,10 @@ class Live:
         self.world.press_button(owner, self.last_to(owner), text=f"Set up {title}")
         await self.act()
         assert "is ready" in self.last_to(owner).text
+        # the manager picks personal join-request links (through the bot is the default)
+        await self.say(owner, "/settings")
+        self.world.press_button(owner, self.last_to(owner), text="Join: through the bot")
+        await self.act()
         return chat
 
     async def reader_link(self, reader: SimUser) -> str:

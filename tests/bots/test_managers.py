@@ -51,7 +51,7 @@ async def member_of(harness: Harness, chat: SimChat, name: str) -> SimUser:
 async def test_settings_shows_every_setting_with_a_button(
     harness: Harness, owner: SimUser
 ) -> None:
-    await set_up_chat(harness, owner, "channel", "Daily Brief")
+    await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     await harness.say(owner, "/settings")
     shown = harness.last_to(owner)
     assert shown.text.splitlines()[:7] == [
@@ -70,7 +70,7 @@ async def test_each_settings_button_changes_its_setting_and_the_message(
     harness: Harness, owner: SimUser
 ) -> None:
     world = harness.world
-    chat, _ = await set_up_chat(harness, owner, "channel", "Daily Brief")
+    chat, _ = await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     await harness.say(owner, "/settings")
     shown = harness.last_to(owner)
     presses = [
@@ -96,7 +96,7 @@ async def test_each_settings_button_changes_its_setting_and_the_message(
 async def test_the_hold_button_steps_through_the_usual_periods(
     harness: Harness, owner: SimUser
 ) -> None:
-    chat, _ = await set_up_chat(harness, owner, "channel", "Daily Brief")
+    chat, _ = await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     await harness.say(owner, "/settings")
     seen = []
     for _ in range(6):
@@ -136,7 +136,7 @@ async def test_direct_links_cannot_be_chosen_for_a_public_chat(
 async def test_typed_settings_change_one_setting(
     harness: Harness, owner: SimUser, typed: str, column: str, value: object
 ) -> None:
-    chat, _ = await set_up_chat(harness, owner, "channel", "Daily Brief")
+    chat, _ = await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     before = await row_of(harness, chat)
     await harness.say(owner, typed)
     answer = harness.last_to(owner)
@@ -166,7 +166,7 @@ async def test_typed_settings_change_one_setting(
 async def test_a_bad_typed_setting_gets_a_clear_message_and_changes_nothing(
     harness: Harness, owner: SimUser, typed: str, says: str
 ) -> None:
-    chat, _ = await set_up_chat(harness, owner, "channel", "Daily Brief")
+    chat, _ = await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     before = await row_of(harness, chat)
     await harness.say(owner, typed)
     told = harness.last_to(owner)
@@ -178,7 +178,7 @@ async def test_a_bad_typed_setting_gets_a_clear_message_and_changes_nothing(
 async def test_settings_in_a_group_answer_the_manager_in_private(
     harness: Harness, owner: SimUser
 ) -> None:
-    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club")
+    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club", join_mode="direct")
     sent_to_group = len(harness.texts_to(chat))
     await harness.say(owner, "/settings hold 24", to=chat)
     assert "Hold period: 24 hours" in harness.last_to(owner).text
@@ -190,7 +190,7 @@ async def test_settings_in_a_group_by_an_admin_who_never_started_the_bot_offers_
     harness: Harness, owner: SimUser
 ) -> None:
     world = harness.world
-    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club")
+    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club", join_mode="direct")
     rina = world.add_user("Rina")
     world.add_member(chat, rina)
     world.set_admin_rights(chat, rina, by=owner)
@@ -218,10 +218,10 @@ async def test_a_manager_of_several_programs_chooses_which_one(
     harness: Harness, owner: SimUser
 ) -> None:
     world = harness.world
-    brief, _ = await set_up_chat(harness, owner, "channel", "Daily Brief")
-    club, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club")
+    brief, _ = await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
+    club, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club", join_mode="direct")
     other = world.add_user("Other")
-    await set_up_chat(harness, other, "channel", "Someone Else's")
+    await set_up_chat(harness, other, "channel", "Someone Else's", join_mode="direct")
 
     await harness.say(owner, "/settings")
     ask = harness.last_to(owner)
@@ -247,7 +247,7 @@ async def test_a_manager_of_several_programs_chooses_which_one(
 async def test_a_member_who_is_not_an_admin_is_refused_every_manager_command(
     harness: Harness, owner: SimUser, typed: str
 ) -> None:
-    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club")
+    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club", join_mode="direct")
     mallory = await member_of(harness, chat, "Mallory")
     before = await row_of(harness, chat)
     in_chat = len(harness.texts_to(chat))
@@ -264,7 +264,7 @@ async def test_forged_manager_button_presses_are_refused_and_change_nothing(
     harness: Harness, owner: SimUser
 ) -> None:
     world = harness.world
-    chat, program = await set_up_chat(harness, owner, "channel", "Daily Brief")
+    chat, program = await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     mallory = world.add_user("Mallory")
     await harness.say(mallory, "/help")
     own_message = harness.last_to(mallory)  # a message of the bot Mallory can press on
@@ -296,7 +296,7 @@ async def test_an_admin_who_was_demoted_cannot_use_an_old_settings_message(
     harness: Harness, owner: SimUser
 ) -> None:
     world = harness.world
-    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club")
+    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club", join_mode="direct")
     ada = await member_of(harness, chat, "Ada")
     world.promote(chat, ada)
     await harness.say(ada, "/settings")
@@ -318,7 +318,7 @@ async def test_pause_stops_confirmations_and_resume_starts_them_again(
     harness: Harness, owner: SimUser
 ) -> None:
     world = harness.world
-    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club")
+    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club", join_mode="direct")
     ana = await member_of(harness, chat, "Ana")
     await harness.say(ana, "/invite")
     world.open_link(world.add_user("Bob"), url_in(harness.last_to(ana), "https://t.me/+"))
@@ -340,7 +340,7 @@ async def test_pause_stops_confirmations_and_resume_starts_them_again(
 
 async def test_program_shows_the_totals(harness: Harness, owner: SimUser) -> None:
     world = harness.world
-    chat, _ = await set_up_chat(harness, owner, "channel", "Daily Brief")
+    chat, _ = await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     ana = world.add_user("Ana")
     await harness.say(ana, "/invite")
     url = url_in(harness.last_to(ana), "https://t.me/+")
@@ -370,7 +370,7 @@ async def test_post_puts_a_pinned_get_my_link_button_in_the_channel(
     harness: Harness, owner: SimUser
 ) -> None:
     world = harness.world
-    chat, program = await set_up_chat(harness, owner, "channel", "Daily Brief")
+    chat, program = await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     await harness.say(owner, "/post")
     assert harness.last_to(owner).text == "Posted and pinned in Daily Brief."
     post = harness.last_to(chat)
@@ -391,7 +391,7 @@ async def test_post_without_the_right_to_pin_posts_and_says_it_did_not_pin(
     harness: Harness, owner: SimUser
 ) -> None:
     world = harness.world
-    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club")
+    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club", join_mode="direct")
     world.set_admin_rights(chat, harness.bot, by=owner, rights={"can_pin_messages": False})
     await harness.settle()
     await harness.say(owner, "/post", to=chat)
@@ -405,7 +405,7 @@ async def test_post_without_the_right_to_post_says_so_and_posts_nothing(
     harness: Harness, owner: SimUser
 ) -> None:
     world = harness.world
-    chat, _ = await set_up_chat(harness, owner, "channel", "Daily Brief")
+    chat, _ = await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     world.set_admin_rights(chat, harness.bot, by=owner, rights={"can_post_messages": False})
     await harness.settle()
     posts = len(harness.texts_to(chat))
@@ -420,7 +420,7 @@ async def test_an_anonymous_admin_is_asked_to_use_manager_commands_in_private(
     harness: Harness, owner: SimUser
 ) -> None:
     world = harness.world
-    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club")
+    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club", join_mode="direct")
     ghost = await member_of(harness, chat, "Ghost")
     world.promote(chat, ghost, is_anonymous=True)
     before = await row_of(harness, chat)

@@ -44,7 +44,7 @@ def _calls(h: Harness, *methods: str, user: SimUser) -> list[str]:
 
 
 async def _private_channel(h: Harness, owner: SimUser) -> tuple[SimChat, dict[str, Any]]:
-    chat, program = await set_up_chat(h, owner, "channel", "Daily Brief")
+    chat, program = await set_up_chat(h, owner, "channel", "Daily Brief", join_mode="direct")
     assert program["join_mode"] == "direct"
     return chat, program
 

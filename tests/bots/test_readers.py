@@ -47,7 +47,7 @@ async def test_start_greets_the_reader_and_names_the_programs(
     await harness.say(ana, "/start")
     assert "This bot is not set up for any channel or group yet" in harness.last_to(ana).text
 
-    await set_up_chat(harness, owner, "channel", "Daily Brief")
+    await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     await harness.say(ana, "/start")
     text = harness.last_to(ana).text
     assert text.startswith("👋 Hi, Ana!")
@@ -86,7 +86,7 @@ async def test_the_program_card_of_a_private_chat_in_the_bot_mode_joins_through_
     harness: Harness, owner: SimUser
 ) -> None:
     world = harness.world
-    chat, program = await set_up_chat(harness, owner, "channel", "Daily Brief")
+    chat, program = await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     await harness.say(owner, "/settings")
     world.press_button(owner, harness.last_to(owner), text="Join: direct link")
     await harness.settle()
@@ -156,7 +156,7 @@ async def test_invite_gives_a_personal_link_with_rules_counts_and_share_buttons(
     harness: Harness, owner: SimUser
 ) -> None:
     world = harness.world
-    chat, program = await set_up_chat(harness, owner, "channel", "Daily Brief")
+    chat, program = await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     ana = world.add_user("Ana")
     await harness.say(ana, "/invite")
     card = harness.last_to(ana)
@@ -191,7 +191,7 @@ async def test_invite_gives_a_personal_link_with_rules_counts_and_share_buttons(
 
 
 async def test_invite_with_a_label_makes_a_separate_link(harness: Harness, owner: SimUser) -> None:
-    await set_up_chat(harness, owner, "channel", "Daily Brief")
+    await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     ana = harness.world.add_user("Ana")
     main = await invite_link(harness, ana)
     await harness.say(ana, "/invite WhatsApp")
@@ -217,7 +217,7 @@ async def test_invite_with_a_label_makes_a_separate_link(harness: Harness, owner
 async def test_a_bad_label_gets_a_clear_message_and_creates_no_link(
     harness: Harness, owner: SimUser, args: str
 ) -> None:
-    chat, _ = await set_up_chat(harness, owner, "channel", "Daily Brief")
+    chat, _ = await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     ana = harness.world.add_user("Ana")
     main = await invite_link(harness, ana)
     on_telegram = len(harness.world.invite_links(chat))
@@ -230,7 +230,7 @@ async def test_a_bad_label_gets_a_clear_message_and_creates_no_link(
 
 async def test_invite_reset_replaces_a_leaked_link(harness: Harness, owner: SimUser) -> None:
     world = harness.world
-    chat, program = await set_up_chat(harness, owner, "channel", "Daily Brief")
+    chat, program = await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     ana = world.add_user("Ana")
     old = await invite_link(harness, ana)
     labelled = await invite_link(harness, ana, "whatsapp")
@@ -277,7 +277,7 @@ async def test_a_reset_deep_link_no_longer_remembers_anyone(
 
 async def test_invite_in_a_group_answers_in_private(harness: Harness, owner: SimUser) -> None:
     world = harness.world
-    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club")
+    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club", join_mode="direct")
     ana = world.add_user("Ana")
     world.add_member(chat, ana)
     await harness.say(ana, "/start")
@@ -296,7 +296,7 @@ async def test_a_reader_who_never_started_the_bot_gets_a_button_that_opens_it(
     harness: Harness, owner: SimUser
 ) -> None:
     world = harness.world
-    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club")
+    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club", join_mode="direct")
     ana = world.add_user("Ana")
     world.add_member(chat, ana)
 
@@ -335,7 +335,7 @@ async def test_stats_is_a_paginated_receipt_whose_header_agrees_with_its_entries
     harness: Harness, owner: SimUser
 ) -> None:
     world, clock = harness.world, harness.clock
-    chat, _ = await set_up_chat(harness, owner, "channel", "Daily Brief")
+    chat, _ = await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     ana, budi = world.add_user("Ana"), world.add_user("Budi")
     ana_url, budi_url = await invite_link(harness, ana), await invite_link(harness, budi)
 
@@ -398,7 +398,7 @@ async def test_a_stats_page_past_the_end_shows_the_last_page(
     harness: Harness, owner: SimUser
 ) -> None:
     world = harness.world
-    _, program = await set_up_chat(harness, owner, "channel", "Daily Brief")
+    _, program = await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     ana = world.add_user("Ana")
     await join_through(harness, world.add_user("Bob"), await invite_link(harness, ana))
     await harness.say(ana, "/stats")
@@ -413,7 +413,7 @@ async def test_a_stats_page_past_the_end_shows_the_last_page(
 async def test_stats_before_anyone_joined_points_to_invite(
     harness: Harness, owner: SimUser
 ) -> None:
-    await set_up_chat(harness, owner, "channel", "Daily Brief")
+    await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     ana = harness.world.add_user("Ana")
     await harness.say(ana, "/stats")
     text = harness.last_to(ana).text
@@ -425,7 +425,7 @@ async def test_a_confirmed_friend_who_left_is_shown_as_no_longer_counted_when_le
     harness: Harness, owner: SimUser
 ) -> None:
     world = harness.world
-    chat, _ = await set_up_chat(harness, owner, "channel", "Daily Brief")
+    chat, _ = await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     await harness.say(owner, "/settings")
     world.press_button(owner, harness.last_to(owner), text="Leavers: keep counting")
     await harness.settle()
@@ -448,7 +448,7 @@ async def test_forget_asks_first_then_deletes_the_readers_data(
     harness: Harness, owner: SimUser
 ) -> None:
     world = harness.world
-    chat, program = await set_up_chat(harness, owner, "channel", "Daily Brief")
+    chat, program = await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     ana, bob = world.add_user("Ana"), world.add_user("Bob")
     url = await invite_link(harness, ana)
     await join_through(harness, bob, url)
@@ -484,7 +484,7 @@ async def test_forget_asks_first_then_deletes_the_readers_data(
 async def test_help_lists_the_reader_commands_and_managers_see_theirs(
     harness: Harness, owner: SimUser
 ) -> None:
-    await set_up_chat(harness, owner, "channel", "Daily Brief")
+    await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     ana = harness.world.add_user("Ana")
     await harness.say(ana, "/help")
     text = harness.last_to(ana).text
@@ -519,7 +519,7 @@ async def test_the_language_follows_telegram_unless_the_reader_chose_one(
     harness: Harness, owner: SimUser
 ) -> None:
     world = harness.world
-    await set_up_chat(harness, owner, "channel", "Daily Brief")
+    await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     dewi = world.add_user("Dewi", language_code="id")
     await harness.say(dewi, "/start")
     assert harness.last_to(dewi).text.startswith("👋 Hai, Dewi!")
@@ -544,7 +544,7 @@ async def test_a_reader_in_several_programs_chooses_with_buttons(
     harness: Harness, owner: SimUser
 ) -> None:
     world = harness.world
-    _, brief = await set_up_chat(harness, owner, "channel", "Daily Brief")
+    _, brief = await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     _, club = await set_up_chat(harness, owner, "supergroup", "Readers Club", "readersclub")
     ana = world.add_user("Ana")
 
@@ -587,7 +587,9 @@ async def test_names_people_control_never_break_a_message_nor_change_anything_el
     harness: Harness, owner: SimUser, first_name: str, shown: str
 ) -> None:
     world = harness.world
-    chat, program = await set_up_chat(harness, owner, "supergroup", "Readers Club")
+    chat, program = await set_up_chat(
+        harness, owner, "supergroup", "Readers Club", join_mode="direct"
+    )
     ana = world.add_user("Ana")
     url = await invite_link(harness, ana)
     friend = world.add_user(first_name)
@@ -614,7 +616,7 @@ async def test_names_people_control_never_break_a_message_nor_change_anything_el
 async def test_unknown_commands_get_a_clear_answer_in_private_and_silence_in_groups(
     harness: Harness, owner: SimUser
 ) -> None:
-    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club")
+    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club", join_mode="direct")
     ana = harness.world.add_user("Ana")
     await harness.say(ana, "/frobnicate now")
     assert "I do not know that command. /help lists what I can do." in harness.last_to(ana).text
@@ -631,7 +633,7 @@ async def test_a_paused_program_makes_no_new_links_but_keeps_the_old_ones(
     harness: Harness, owner: SimUser
 ) -> None:
     world = harness.world
-    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club")
+    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club", join_mode="direct")
     ana = world.add_user("Ana")
     url = await invite_link(harness, ana)
     await harness.say(owner, "/pause", to=chat)
@@ -642,3 +644,22 @@ async def test_a_paused_program_makes_no_new_links_but_keeps_the_old_ones(
     await harness.say(budi, "/invite")
     assert "The program is paused right now" in harness.last_to(budi).text
     assert await table_rows(harness, links, referrer_id=budi.id) == []
+
+
+async def test_a_refusal_of_an_invite_asked_for_in_a_group_is_answered_in_private(
+    harness: Harness, owner: SimUser
+) -> None:
+    world = harness.world
+    chat, _ = await set_up_chat(harness, owner, "supergroup", "Readers Club", join_mode="direct")
+    await harness.say(owner, "/pause", to=chat)
+    budi = world.add_user("Budi")
+    world.add_member(chat, budi)
+    await harness.say(budi, "/start")
+    in_chat = len(harness.texts_to(chat))
+
+    await harness.say(budi, "/invite", to=chat)
+    assert "The program is paused right now" in harness.last_to(budi).text
+    assert len(harness.texts_to(chat)) == in_chat  # nothing in the group, no link either
+    assert await table_rows(harness, links, referrer_id=budi.id) == []
+    await harness.say(budi, "/invite", to=chat)  # asked again: answered again, once
+    assert harness.texts_to(budi).count(harness.last_to(budi).text) == 2

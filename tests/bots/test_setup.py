@@ -223,13 +223,18 @@ async def test_a_public_chat_defaults_to_joining_through_the_bot(
     assert url_in(harness.last_to(ana)).startswith("https://t.me/loopbot?start=")
 
 
-async def test_a_private_chat_defaults_to_direct_join_request_links(
+async def test_a_private_chat_defaults_to_through_the_bot_and_may_use_direct_links(
     harness: Harness, owner: SimUser
 ) -> None:
     chat, row = await set_up_chat(harness, owner, "channel", "Daily Brief")
-    assert (row["join_mode"], row["username"]) == ("direct", None)
-    assert "personal join-request links" in harness.last_to(owner).text
+    # through the bot everywhere: a friend who starts the bot can be written to later
+    assert (row["join_mode"], row["username"]) == ("bot", None)
+    assert "friends come through me" in harness.last_to(owner).text
+    assert row["join_url"] is not None  # the private chat's own link, for the Join button
 
+    await harness.app.referrals.update_settings(row["id"], None, join_mode="direct")
+    assert harness.app.telegram is not None
+    harness.app.telegram.programs.forget(chat.id)
     ana = harness.world.add_user("Ana")
     await harness.say(ana, "/invite")
     link = harness.world.find_link(url_in(harness.last_to(ana), "https://t.me/+"))
@@ -282,7 +287,7 @@ async def test_a_group_that_becomes_a_supergroup_keeps_its_program(
     harness: Harness, owner: SimUser
 ) -> None:
     world = harness.world
-    chat, row = await set_up_chat(harness, owner, "group", "Book Club")
+    chat, row = await set_up_chat(harness, owner, "group", "Book Club", join_mode="direct")
     ana = world.add_user("Ana")
     world.add_member(chat, ana)
     await harness.say(ana, "/start")
@@ -311,7 +316,7 @@ async def test_losing_the_invite_right_pauses_the_program_and_getting_it_back_re
     harness: Harness, owner: SimUser
 ) -> None:
     world, bot = harness.world, harness.bot
-    chat, _ = await set_up_chat(harness, owner, "channel", "Daily Brief")
+    chat, _ = await set_up_chat(harness, owner, "channel", "Daily Brief", join_mode="direct")
     ana = world.add_user("Ana")
     await harness.say(ana, "/invite")
     bob = world.add_user("Bob")

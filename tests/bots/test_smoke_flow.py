@@ -21,6 +21,11 @@ async def test_direct_link_loop_end_to_end(harness: Harness, owner: SimUser) -> 
     world.press_button(owner, offer, text="Set up Daily Brief")
     await harness.settle()
     assert "is ready" in harness.last_to(owner).text
+    # through the bot is the default; the manager picks personal join-request links
+    await harness.say(owner, "/settings")
+    world.press_button(owner, harness.last_to(owner), text="Join: through the bot")
+    await harness.settle()
+    assert "direct join-request links" in harness.last_to(owner).text
 
     ana = world.add_user("Ana")
     await harness.say(ana, "/invite")

@@ -18,7 +18,8 @@ import pytest
 from jinja2 import meta
 from jinja2.runtime import Macro
 
-from bots.render import LOCALES, TEMPLATES, Renderer
+from bots.render import LOCALES, MACRO_FILES, TEMPLATES, Renderer
+from bots.telegram.app import READER_COMMANDS
 from bots.telegram.context import ERROR_DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +47,9 @@ ERROR_CODES = (
     "platform_unavailable",
     "not_allowed",
     "not_reviewable",
+    "not_reversible",
+    "undo_usage",
+    "program_usage",
     "unknown_command",
     "private_only",
     "group_only",
@@ -212,6 +216,58 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
         {"program_title": TITLE, "friends": [""], "count": 1, "counted": 4},
         {"program_title": TITLE, "friends": ["Bob", "", "Cy"], "count": 3, "counted": 12},
     ],
+    "review": [
+        {
+            "program_title": TITLE,
+            "timezone": "Asia/Jakarta",
+            "total": 12,
+            "page": 2,
+            "pages": 2,
+            "items": [
+                {"name": "Bob", "referrer_name": "Ana", "reason": "burst", "joined_at": AT},
+                {"name": "", "referrer_name": "", "reason": "over_cap", "joined_at": AT},
+                {"name": "Cy", "referrer_name": "Ana", "reason": None, "joined_at": AT},
+            ],
+            "decided": ["confirmed", "rejected"],
+            "undo": False,
+        },
+        {
+            "program_title": TITLE,
+            "timezone": "UTC",
+            "total": 0,
+            "page": 1,
+            "pages": 1,
+            "items": [],
+            "decided": ["rejected"],
+            "undo": True,
+        },
+        {
+            "program_title": TITLE,
+            "timezone": "UTC",
+            "total": 1,
+            "page": 1,
+            "pages": 1,
+            "items": [{"name": "Bob", "referrer_name": "Ana", "reason": "burst", "joined_at": AT}],
+            "decided": ["confirmed"],
+            "undo": True,
+        },
+        {
+            "program_title": TITLE,
+            "timezone": "UTC",
+            "total": 1,
+            "page": 1,
+            "pages": 1,
+            "items": [{"name": "Bob", "referrer_name": "Ana", "reason": "burst", "joined_at": AT}],
+            "decided": [],
+            "undo": False,
+        },
+    ],
+    "program_deleted": [
+        {"program_title": TITLE, "step": "confirm", "readers": 1, "confirmed": 5},
+        {"program_title": TITLE, "step": "confirm", "readers": 40, "confirmed": 1},
+        {"program_title": TITLE, "step": "done", "readers": 40, "confirmed": 1},
+        {"program_title": TITLE, "step": "cancelled", "readers": 0, "confirmed": 0},
+    ],
     "notify_reviewed": [
         {
             "program_title": TITLE,
@@ -331,9 +387,14 @@ LABEL_ARGS: dict[str, list[dict[str, Any]]] = {
     "locale": [{"code": "en"}, {"code": "id"}],
     "timezone": [{"zone": "UTC"}, {"zone": "Asia/Jakarta"}],
     "human_check_toggle": [{"on": True}, {"on": False}],
+    "approve_one": [{"name": "Bob"}, {"name": ""}],
+    "reject_one": [{"name": "Bob"}, {"name": ""}],
+    "approve_all": [{"name": "Ana", "count": 3}, {"name": "", "count": 2}],
+    "reject_all": [{"name": "Ana", "count": 3}, {"name": "", "count": 2}],
 }
 # Labels that are the same in every language (brand names, a title).
-UNTRANSLATED_LABELS = {"share_whatsapp", "share_x", "program"}
+# The one-friend review buttons are an emoji and a name in every language.
+UNTRANSLATED_LABELS = {"share_whatsapp", "share_x", "program", "approve_one", "reject_one"}
 
 CASES = [(name, i) for name, samples in SAMPLES.items() for i in range(len(samples))]
 
@@ -351,8 +412,8 @@ def _source(locale: str, name: str) -> str:
     return (TEMPLATES / locale / f"{name}.html.j2").read_text(encoding="utf-8")
 
 
-def _macros(renderer: Renderer, locale: str) -> dict[str, Macro]:
-    module = renderer.env.get_template(f"{locale}/labels.html.j2").module
+def _macros(renderer: Renderer, locale: str, file: str = "labels") -> dict[str, Macro]:
+    module = renderer.env.get_template(f"{locale}/{file}.html.j2").module
     return {key: value for key, value in vars(module).items() if isinstance(value, Macro)}
 
 
@@ -495,7 +556,7 @@ def test_every_locale_has_the_same_templates(renderer: Renderer) -> None:
 
 def test_samples_cover_every_template(renderer: Renderer) -> None:
     for locale, names in renderer.names().items():
-        assert set(SAMPLES) == names - {"labels"}, locale
+        assert set(SAMPLES) == names - set(MACRO_FILES), locale
 
 
 def test_labels_define_the_same_macros_everywhere(renderer: Renderer) -> None:
@@ -539,6 +600,17 @@ def test_samples_reach_every_compared_value(name: str) -> None:
 
     for var, value in wanted:
         assert any(value in values(var, sample) for sample in SAMPLES[name]), (var, value)
+
+
+def test_the_command_menu_is_described_in_every_language(renderer: Renderer) -> None:
+    for locale in LOCALES:
+        assert set(_macros(renderer, locale, "commands")) == set(READER_COMMANDS), locale
+        for name in READER_COMMANDS:
+            description = renderer.command(locale, name)
+            assert 1 <= len(description) <= 256 and "\n" not in description, (locale, name)
+            assert not re.search(r"[<>]|&\w+;", description), (locale, description)
+            if locale != "en":
+                assert description != renderer.command("en", name), (locale, name)
 
 
 # --- every branch renders, as HTML Telegram accepts ----------------------------------------

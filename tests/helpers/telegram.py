@@ -38,8 +38,11 @@ async def set_up_chat(
     chat_type: str = "channel",
     title: str = "Daily Brief",
     username: str | None = None,
+    join_mode: str | None = None,
 ) -> tuple[SimChat, dict[str, Any]]:
-    """A manager starts the bot, adds it as an admin and taps the setup button it DMs."""
+    """A manager starts the bot, adds it as an admin and taps the setup button it DMs;
+    with ``join_mode``, the manager then picks that join mode (through the bot is the
+    default everywhere)."""
     world = harness.world
     chat = world.add_chat(chat_type, title, username, owner=manager)
     if not world.private_dialog(harness.bot, manager).started:
@@ -52,6 +55,12 @@ async def set_up_chat(
     assert "is ready" in harness.last_to(manager).text
     row = await program_row(harness, chat.id)
     assert row is not None
+    if join_mode is not None and row["join_mode"] != join_mode:
+        await harness.app.referrals.update_settings(row["id"], None, join_mode=join_mode)
+        if harness.app.telegram is not None:
+            harness.app.telegram.programs.forget(chat.id)
+        row = await program_row(harness, chat.id)
+        assert row is not None
     return chat, row
 
 

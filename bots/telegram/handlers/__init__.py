@@ -1,19 +1,48 @@
-"""The Telegram routers, in the order they must be tried."""
+"""The Telegram routers, one per feature, in the order they must be tried."""
 
 from __future__ import annotations
 
 from aiogram import Router
 
-from bots.telegram.handlers import fallback, manage, membership, readers, setup
+from bots.telegram.handlers import (
+    errors,
+    fallback,
+    help,
+    invite,
+    language,
+    membership,
+    privacy,
+    program,
+    review,
+    settings,
+    setup,
+    start,
+    stats,
+)
 
 
 def get_routers() -> list[Router]:
-    """Deep-link /start before the plain one (both in ``readers``); catch-alls last.
+    """Engine refusals' error handler first (errors propagate through every router); the
+    deep-link /start before the plain one (both in ``start``); the catch-alls last.
 
     aiogram attaches a router to one dispatcher only; a second bot built in the same
     process (the tests, the demo) takes the routers over from the previous one.
     """
-    routers = [setup.router, membership.router, readers.router, manage.router, fallback.router]
+    routers = [
+        errors.router,
+        setup.router,
+        membership.router,
+        start.router,
+        invite.router,
+        stats.router,
+        language.router,
+        privacy.router,
+        help.router,
+        settings.router,
+        review.router,
+        program.router,
+        fallback.router,
+    ]
     for router in routers:
         previous = router.parent_router
         if previous is not None:

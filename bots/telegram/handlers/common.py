@@ -1,17 +1,19 @@
-"""Helpers the routers share: choosing a program, the invite card, error answers."""
+"""Helpers the feature routers share: choosing a program, the program of a group, the
+invite card."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiogram.types import Message, User
 
+from bots import views
 from bots.render import Renderer
 from bots.telegram.callbacks import PickProgram
-from bots.telegram.context import ERROR_DEFAULTS, Reply, person_of
-from bots.telegram.port import share_buttons
+from bots.telegram.context import PLATFORM, ProgramCache, Reply, first_name, person_of
+from bots.telegram.handlers.errors import answer_errors_privately
+from bots.telegram.port import TelegramPort, share_buttons
 from delivery.outbox import Priority
-from referrals.models import EngineError, Program, SettingsError
+from referrals.models import Program
+from referrals.people import People
 from referrals.service import ReferralService
 
 GROUP_TYPES = ("group", "supergroup")
@@ -23,26 +25,6 @@ def is_anonymous(message: Message) -> bool:
     if message.sender_chat is not None and message.sender_chat.id == message.chat.id:
         return True
     return message.from_user is None or message.from_user.id == ANONYMOUS_ADMIN
-
-
-async def answer_error(reply: Reply, exc: EngineError, *, to_user: int | None = None) -> None:
-    """The engine's refusal as the ``error`` template (a setting's problem in words the
-    template translates, never the engine's English message alone)."""
-    details: dict[str, Any] = {"code": exc.code, **ERROR_DEFAULTS}
-    if isinstance(exc, SettingsError):
-        details.update(
-            key=exc.key,
-            message=str(exc).split(": ", 1)[-1],
-            problem=exc.problem,
-            low=exc.low,
-            high=exc.high,
-            optional=exc.optional,
-            options=list(exc.options),
-        )
-    if to_user is not None:
-        await reply.to_user(to_user, "error", details)
-    else:
-        await reply.here("error", details)
 
 
 async def choose(
@@ -58,7 +40,7 @@ async def choose(
     if len(programs) == 1:
         return programs[0]
     if not programs:
-        await reply.here("no_programs", {"purpose": purpose})
+        await reply.here("no_programs", views.no_programs(purpose))
         return None
     buttons = [
         [
@@ -72,16 +54,60 @@ async def choose(
         ]
         for program in programs[:20]
     ]
-    await reply.here("choose_program", {"purpose": purpose}, buttons=buttons)
+    await reply.here("choose_program", views.choose_program(purpose), buttons=buttons)
     return None
 
 
 async def managed_programs(referrals: ReferralService, user_id: int) -> list[Program]:
     return [
         program
-        for program in await referrals.list_programs("telegram")
+        for program in await referrals.list_programs(PLATFORM)
         if await referrals.is_manager(program, user_id)
     ]
+
+
+async def group_program(
+    message: Message, reply: Reply, people: People, programs: ProgramCache, port: TelegramPort
+) -> Program | None:
+    """The group's program when the answer can go to the reader in private; otherwise
+    None after saying why in the group (no program, or a button that opens the bot)."""
+    assert message.from_user is not None
+    program = await programs.for_chat(message.chat.id)
+    if program is None:
+        await reply.here("no_programs", views.no_programs("read"))
+        return None
+    if not (await people.get(PLATFORM, message.from_user.id)).reachable:
+        await reply.here(
+            "open_bot",
+            views.open_bot(first_name(message.from_user)),
+            buttons=[[{"label": "open_bot", "url": port.deep_link(f"go_{program.id}")}]],
+        )
+        return None
+    return program
+
+
+async def managed_program(
+    message: Message, referrals: ReferralService, reply: Reply, programs: ProgramCache, action: str
+) -> Program | None:
+    """The chat's program in a group; in private, the programs this person manages."""
+    assert message.from_user is not None
+    if message.chat.type in GROUP_TYPES:
+        program = await programs.for_chat(message.chat.id)
+        if program is None:
+            await reply.here("no_programs", views.no_programs("manage"))
+            return None
+        if is_anonymous(message):  # nobody to check: the admin may say who they are
+            await reply.error("private_only")
+            return None
+        if not await referrals.is_manager(program, message.from_user.id):
+            await reply.error("not_allowed")
+            return None
+        return program
+    if message.chat.type != "private":
+        return None
+    return await choose(
+        reply, await managed_programs(referrals, message.from_user.id), action, purpose="manage"
+    )
 
 
 async def send_invite_card(
@@ -93,34 +119,22 @@ async def send_invite_card(
     label: str = "",
     reset: bool = False,
 ) -> None:
-    """The reader's personal link, the rules, their counts and share buttons — as a DM."""
+    """The reader's personal link, the rules, their counts and share buttons — as a DM
+    (and so is the engine's refusal, such as a paused program)."""
+    answer_errors_privately(reply, user.id)
     person = person_of(user)
-    try:
-        if reset:
-            link = await referrals.reset_link(program.id, person, label)
-            created = True
-        else:
-            result = await referrals.get_or_create_link(program.id, person, label)
-            link, created = result.link, result.created
-    except EngineError as exc:
-        await answer_error(reply, exc, to_user=user.id)
-        return
+    if reset:
+        link = await referrals.reset_link(program.id, person, label)
+        created = True
+    else:
+        result = await referrals.get_or_create_link(program.id, person, label)
+        link, created = result.link, result.created
     counts = await referrals.counts(program.id, user.id)
-    share_text = renderer.text(reply.locale, "share_text", program_title=program.title)
+    share_text = renderer.text(reply.locale, "share_text", **views.share_text(program))
     await reply.to_user(
         user.id,
         "invite_card",
-        {
-            "program_title": program.title,
-            "url": link.url,
-            "label": link.label,
-            "hold_hours": program.hold_hours,
-            "counted": counts.counted,
-            "pending": counts.pending,
-            "held": counts.held,
-            "created_new": created,
-            "replaced": reset,
-        },
+        views.invite_card(program, link, counts, created=created, replaced=reset),
         buttons=share_buttons(link.url, share_text),
         program_id=program.id,
         priority=Priority.ANSWER,

@@ -11,13 +11,13 @@ from aiogram.filters import JOIN_TRANSITION, LEAVE_TRANSITION, ChatMemberUpdated
 from aiogram.types import CallbackQuery, ChatJoinRequest, ChatMemberUpdated, Update
 from markupsafe import Markup
 
+from bots import views
 from bots.render import Renderer
 from bots.telegram.callbacks import HumanCheck
 from bots.telegram.context import PLATFORM, ProgramCache, Reply, person_of
 from bots.telegram.port import JOIN_REQUEST_WINDOW
 from delivery.outbox import Priority
 from referrals.models import JoinEvent, LeaveEvent, RequestStatus
-from referrals.people import People
 from referrals.service import ReferralService, human_check_key
 from storage.clock import Clock
 
@@ -105,8 +105,8 @@ async def join_requested(
         return  # settled before (declined): nothing more to do
     window_ends = request.date + JOIN_REQUEST_WINDOW
     context = {
-        "program_title": program.title,
-        "referrer_name": outcome.referrer_name,
+        **views.join_welcome(program, outcome.referrer_name),
+        # For the outbox (approving the request), not for the template.
         "_window_ends": window_ends.isoformat(),
         "_chat_id": request.chat.id,
         "_user_id": request.from_user.id,
@@ -160,8 +160,7 @@ async def human_check_passed(
             query.from_user.id,
             "join_welcome",
             {
-                "program_title": program.title,
-                "referrer_name": passed.referrer_name,
+                **views.join_welcome(program, passed.referrer_name),
                 "_window_ends": (passed.requested_at + JOIN_REQUEST_WINDOW).isoformat(),
                 "_chat_id": program.destination_id,
                 "_user_id": query.from_user.id,
@@ -170,33 +169,20 @@ async def human_check_passed(
             program_id=program.id,
             action="welcome_approve",
         )
-    html = renderer.text(reply.locale, "human_check_passed", program_title=program.title)
+    html = renderer.text(reply.locale, "human_check_passed", **views.human_check_passed(program))
     await query.answer(text=Markup(html).striptags()[:200])
 
 
 @router.my_chat_member(F.chat.type == "private")
 async def private_block_changed(
-    event: ChatMemberUpdated, event_update: Update, referrals: ReferralService, people: People
+    event: ChatMemberUpdated, event_update: Update, referrals: ReferralService
 ) -> None:
-    """A person blocked (left) or unblocked the bot; in the bot-subscription mode that is
-    leaving and joining the newsletter."""
+    """A person blocked or unblocked the bot (in a bot subscription, leaving and coming
+    back: the engine decides)."""
     user = event.from_user
-    blocked = event.new_chat_member.status == "kicked"
-    if blocked:
-        await people.blocked(PLATFORM, user.id)
+    if event.new_chat_member.status == "kicked":
+        await referrals.blocked(PLATFORM, user.id, event.date)
     else:
-        await people.unblocked(PLATFORM, user.id)
-    for program in await referrals.list_programs(PLATFORM):
-        if program.kind != "bot":
-            continue
-        if blocked:
-            await referrals.record_leave(LeaveEvent(program.id, user.id, event.date))
-        else:
-            await referrals.record_join(
-                JoinEvent(
-                    program.id,
-                    person_of(user),
-                    event.date,
-                    event_key=f"unblock:{user.id}:{event_update.update_id}",
-                )
-            )
+        await referrals.unblocked(
+            PLATFORM, person_of(user), event.date, event_key=f"{user.id}:{event_update.update_id}"
+        )

@@ -4,16 +4,17 @@ migration, and the bot-subscription mode."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, ChatMemberUnion, ChatMemberUpdated, Message, User
 
+from bots import views
 from bots.telegram.callbacks import Setup
 from bots.telegram.context import PLATFORM, ProgramCache, Reply
 from bots.telegram.handlers.common import is_anonymous
 from bots.telegram.port import TelegramPort, classify
-from delivery.outbox import Priority
 from referrals.models import Program
 from referrals.service import ReferralService
 from referrals.text import clean_name
@@ -46,42 +47,31 @@ async def set_up(
     port: TelegramPort,
     chat_id: int,
     user_id: int,
-) -> tuple[str, dict[str, object], Program | None]:
+) -> tuple[dict[str, Any], Program | None]:
     """Check the person and the bot's rights, then create (or refresh) the program.
-    Returns the template step, its context and the program."""
+    Returns the ``setup`` template's view (its step says how it went) and the program."""
     try:
         chat = await bot.get_chat(chat_id)
         member = await bot.get_chat_member(chat_id, user_id)
     except Exception as exc:  # the bot is not in the chat any more, or Telegram refused
         logger.info("setup of %s failed: %s", chat_id, classify(exc))
-        return "missing", {"chat_title": str(chat_id), "missing": ["admin"]}, None
+        return views.setup("missing", chat_title=str(chat_id), missing=["admin"]), None
     title = clean_name(chat.title, 128) or str(chat_id)
     if member.status not in ("creator", "administrator"):
-        return "not_admin", {"chat_title": title}, None
+        return views.setup("not_admin", chat_title=title), None
     missing = await rights_problems(bot, chat_id, chat.type)
     if missing:
-        return "missing", {"chat_title": title, "missing": missing}, None
+        return views.setup("missing", chat_title=title, missing=missing), None
     public = chat.username is not None
     settings: dict[str, object] = {"username": chat.username}
     if not public:
         link = await port.create_chat_link(chat_id)
         if isinstance(link, str):
             settings["join_url"] = link
-    existing = await referrals.find_program(PLATFORM, chat_id)
-    if existing is None:
-        settings["join_mode"] = "bot" if public else "direct"
     program, _ = await referrals.setup_program(
         PLATFORM, chat_id, chat.type, title, created_by=user_id, **settings
     )
-    return (
-        "done",
-        {
-            "program_title": program.title,
-            "join_mode": program.join_mode,
-            "hold_hours": program.hold_hours,
-        },
-        program,
-    )
+    return views.setup_done(program), program
 
 
 @router.my_chat_member(F.chat.type.in_({"group", "supergroup", "channel"}))
@@ -105,11 +95,11 @@ async def bot_status_changed(
             await reply.to_user(
                 event.from_user.id,
                 "setup",
-                {
-                    "step": "missing" if missing else "offer",
-                    "chat_title": clean_name(chat.title, 128),
-                    "missing": missing,
-                },
+                views.setup(
+                    "missing" if missing else "offer",
+                    chat_title=clean_name(chat.title, 128),
+                    missing=missing,
+                ),
                 buttons=None
                 if missing
                 else [
@@ -124,37 +114,15 @@ async def bot_status_changed(
             )
         return
     # Only the invite right stops a running program (links, join requests, counting);
-    # posting in a channel is needed for /post alone.
+    # posting in a channel is needed for /post alone. The engine pauses or resumes, and
+    # tells whoever set the program up and the admin who changed the rights.
     can_invite = "admin" not in missing and "can_invite_users" not in missing
-    tell = {event.from_user.id} if not event.from_user.is_bot else set()
-    if can_invite and program.paused and program.paused_reason == "lost_rights":
-        program = await referrals.set_paused(program.id, False)
-        await _tell_managers(reply, program, tell, paused=False)
-    elif not can_invite and not program.paused:
-        program = await referrals.set_paused(program.id, True, "lost_rights")
-        await _tell_managers(reply, program, tell, paused=True, reason="lost_rights")
-
-
-async def _tell_managers(
-    reply: Reply,
-    program: Program,
-    also: set[int],
-    *,
-    paused: bool,
-    reason: str | None = None,
-) -> None:
-    """Tell whoever set the program up, and the admin who changed the bot's rights."""
-    managers = set(also)
-    if program.created_by is not None:
-        managers.add(program.created_by)
-    for user_id in sorted(managers):
-        await reply.to_user(
-            user_id,
-            "program_notice",
-            {"program_title": program.title, "paused": paused, "reason": reason},
-            priority=Priority.NOTIFY,
-            program_id=program.id,
-        )
+    await referrals.rights_changed(
+        PLATFORM,
+        chat.id,
+        can_run=can_invite,
+        actor_id=None if event.from_user.is_bot else event.from_user.id,
+    )
 
 
 @router.message(Command("setup"), F.chat.type.in_({"group", "supergroup"}))
@@ -171,13 +139,13 @@ async def setup_in_group(
     if user is None or is_anonymous(message):
         await reply.here(
             "setup",
-            {"step": "anonymous", "chat_title": clean_name(message.chat.title, 128)},
+            views.setup("anonymous", chat_title=clean_name(message.chat.title, 128)),
             buttons=[[{"label": "open_bot", "url": port.deep_link(f"setup_{message.chat.id}")}]],
         )
         return
-    step, context, _ = await set_up(bot, referrals, port, message.chat.id, user.id)
+    context, _ = await set_up(bot, referrals, port, message.chat.id, user.id)
     programs.forget(message.chat.id)
-    await reply.here("setup", {"step": step, **context})
+    await reply.here("setup", context)
 
 
 @router.message(Command("setup"), F.chat.type == "private")
@@ -191,13 +159,13 @@ async def setup_in_private(
         await reply.error("group_only")
         return
     if message.from_user.id not in port.owners:
-        await reply.here("setup", {"step": "owner_only"})
+        await reply.here("setup", views.setup("owner_only"))
         return
     me = await bot.me()
     await referrals.setup_program(
         PLATFORM, me.id, "bot", me.full_name, created_by=message.from_user.id
     )
-    await reply.here("setup", {"step": "bot_mode"})
+    await reply.here("setup", views.setup("bot_mode"))
 
 
 @router.callback_query(Setup.filter())
@@ -210,6 +178,7 @@ async def setup_button(
     bot: Bot,
     programs: ProgramCache,
 ) -> None:
+    """The "Set up" button of the offer sent when the bot was added to a chat."""
     await query.answer()
     await finish_setup_in_private(callback_data.chat_id, query.from_user, referrals, reply, port)
     programs.forget(callback_data.chat_id)
@@ -218,8 +187,8 @@ async def setup_button(
 async def finish_setup_in_private(
     chat_id: int, user: User, referrals: ReferralService, reply: Reply, port: TelegramPort
 ) -> None:
-    step, context, _ = await set_up(port.bot, referrals, port, chat_id, user.id)
-    await reply.to_user(user.id, "setup", {"step": step, **context})
+    context, _ = await set_up(port.bot, referrals, port, chat_id, user.id)
+    await reply.to_user(user.id, "setup", context)
 
 
 @router.message(F.migrate_to_chat_id)
