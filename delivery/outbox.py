@@ -360,7 +360,7 @@ class Outbox:
                 self.limiters[platform].close_all(pause)
         async with self._db.write() as conn:
             await store.mark_sent(conn, sent, self._clock.now())
-            await store.settle(conn, [], retry, failed, self._clock.now())
+            await store.settle(conn, retry, failed)
             await store.release(conn, skipped)
             for platform, user_ids in gone.items():
                 await store.mark_unreachable(conn, platform, user_ids, self._clock.now())

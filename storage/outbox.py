@@ -129,26 +129,11 @@ async def claim_due(
 
 async def settle(
     conn: AsyncConnection,
-    sent: Sequence[tuple[int, int | None]],
     retry: Sequence[tuple[int, datetime, bool, str]],
     failed: Sequence[tuple[int, str]],
-    now: datetime,
 ) -> None:
-    """Write the outcome of one drain: ``sent`` (id, message_id); ``retry`` (id, when,
-    count_attempt, error); ``failed`` (id, error)."""
-    if sent:
-        message_ids = {row_id: message_id for row_id, message_id in sent}
-        await conn.execute(
-            update(outbox)
-            .where(outbox.c.id.in_(list(message_ids)))
-            .values(
-                state="sent",
-                sent_at=now,
-                lease_until=None,
-                attempts=outbox.c.attempts + 1,
-                message_id=case(message_ids, value=outbox.c.id, else_=None),
-            )
-        )
+    """Write the rest of one drain's outcome (sent rows: :func:`mark_sent`): ``retry`` (id,
+    when, count_attempt, error); ``failed`` (id, error)."""
     for row_id, when, count_attempt, error in retry:
         await conn.execute(
             update(outbox)
@@ -160,18 +145,17 @@ async def settle(
                 last_error=error[:256],
             )
         )
-    if failed:
-        for row_id, error in failed:
-            await conn.execute(
-                update(outbox)
-                .where(outbox.c.id == row_id)
-                .values(
-                    state="failed",
-                    lease_until=None,
-                    attempts=outbox.c.attempts + 1,
-                    last_error=error[:256],
-                )
+    for row_id, error in failed:
+        await conn.execute(
+            update(outbox)
+            .where(outbox.c.id == row_id)
+            .values(
+                state="failed",
+                lease_until=None,
+                attempts=outbox.c.attempts + 1,
+                last_error=error[:256],
             )
+        )
 
 
 async def release(conn: AsyncConnection, ids: Sequence[int]) -> None:
