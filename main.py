@@ -268,7 +268,8 @@ class Application:
         except Exception:
             logger.exception("scheduled job %s failed; its next run catches up", job.name)
 
-    def _scheduler(self) -> Any:
+    def scheduler(self) -> Any:
+        """One AsyncIOScheduler(timezone=UTC) with every job registered by name."""
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
         from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
@@ -312,7 +313,7 @@ class Application:
         if not self.bots:
             raise NothingToRun("no bot has a token")
         await self.start()
-        scheduler = self._scheduler()
+        scheduler = self.scheduler()
         scheduler.start()
         drainer = asyncio.create_task(self.outbox.run(stop), name="outbox")
         serving = [

@@ -220,7 +220,7 @@ async def test_every_job_is_registered_by_name_with_one_utc_scheduler(tmp_path: 
     )
     app = Application(settings)
     try:
-        scheduler = app._scheduler()
+        scheduler = app.scheduler()
         jobs = {job.id: job for job in scheduler.get_jobs()}
         assert list(jobs) == [
             "confirm_due",
