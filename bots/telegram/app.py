@@ -116,7 +116,6 @@ class TelegramBot:
         self.bot = Bot(token, session=session, default=DefaultBotProperties(parse_mode=None))
         self.inbox = inbox
         self.clock = clock
-        self.referrals = referrals
         self.renderer = renderer
         self.owners = owners
         self.poll_timeout = poll_timeout
