@@ -14,8 +14,9 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -30,6 +31,8 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 
 from bots.render import Renderer
+from delivery.adapter import BotAdapter, ChatPort, Job, JobReport
+from delivery.inbox import Inbox
 from delivery.outbox import Outbox
 from delivery.ratelimit import Limits, RateLimiter
 from referrals.people import People
@@ -45,7 +48,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("inviteloop")
 
 ENV_PREFIX = "INVITELOOP_"
-STOP_GRACE_S = 10.0  # how long a stop waits for a running tick or outbox drain
+STOP_GRACE_S = 10.0  # how long a stop waits for a running job or outbox drain
 DEFAULT_CONFIG = "inviteloop.toml"
 GC_YOUNG_THRESHOLD = 20_000  # CPython's default is 700; see tune_garbage_collector
 
@@ -161,8 +164,22 @@ def describe_url(url: str) -> str:
 # --- composition root -------------------------------------------------------------------
 
 
+class NothingToRun(Exception):
+    """No bot has a token: ``inviteloop run`` has nothing to serve."""
+
+
+def configured_platforms(settings: Settings) -> list[str]:
+    """The platforms whose bot has a token (today only Telegram)."""
+    return ["telegram"] if settings.telegram_token is not None else []
+
+
 class Application:
-    """Storage, services, the outbox, the scheduler and the bots, wired once."""
+    """Storage, services, the outbox, the bots and the scheduled jobs, wired once.
+
+    ``bots`` are the adapters that have a token; ``jobs`` are the scheduled service calls
+    (the engine's, the outbox's and each bot's own). :meth:`run` registers every job with
+    one ``AsyncIOScheduler(timezone=UTC)`` and serves every bot; :meth:`tick` runs every
+    job once (tests and the demo move the clock and call it)."""
 
     def __init__(
         self,
@@ -174,14 +191,18 @@ class Application:
         retry_delays: Sequence[float] = (0.2, 1.0, 3.0),
         monotonic: Callable[[], float] | None = None,
     ) -> None:
+        """``limits`` replaces Telegram's sending limits (tests open them wide)."""
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.db = Database.from_url(settings.database_url)
-        self.referrals = ReferralService(self.db, self.clock)
         self.people = People(self.db, self.clock)
-        limiter = RateLimiter(limits, monotonic) if monotonic else RateLimiter(limits)
-        self.outbox = Outbox(self.db, self.clock, limiter=limiter)
+        self.referrals = ReferralService(self.db, self.clock, people=self.people)
+        monotonic = monotonic or time.monotonic
+        limiters = {"telegram": RateLimiter(limits, monotonic)} if limits else {}
+        self.outbox = Outbox(self.db, self.clock, limiters=limiters, monotonic=monotonic)
+        self.inbox = Inbox(self.db, self.clock)
         self.renderer = Renderer()
+        self.bots: list[BotAdapter] = []
         self.telegram: TelegramBot | None = None
         token = settings.telegram_token.get_secret_value() if settings.telegram_token else None
         if token:
@@ -189,7 +210,7 @@ class Application:
 
             self.telegram = TelegramBot(
                 token,
-                db=self.db,
+                inbox=self.inbox,
                 clock=self.clock,
                 referrals=self.referrals,
                 people=self.people,
@@ -200,70 +221,134 @@ class Application:
                 poll_timeout=poll_timeout,
                 retry_delays=retry_delays,
             )
-        self._tick_lock = asyncio.Lock()
+            self.bots.append(self.telegram)
+        self.jobs: list[Job] = [
+            Job("confirm_due", self._confirm_due, every=timedelta(minutes=1)),
+            Job("settle_join_requests", self._settle_join_requests, every=timedelta(minutes=1)),
+            *(job for bot in self.bots for job in bot.jobs()),
+            # hourly, so a day missed while the process was down is caught up soon; the
+            # job claims each UTC day once, across every instance on the database
+            Job("outbox_purge", self._purge_outbox, every=timedelta(hours=1)),
+        ]
+        self._running: dict[str, asyncio.Lock] = {job.name: asyncio.Lock() for job in self.jobs}
+
+    # --- jobs ---------------------------------------------------------------------
+
+    async def _confirm_due(self) -> JobReport:
+        confirmed = await self.referrals.confirm_due()
+        return {"confirmed": confirmed.confirmed, "rejected": confirmed.rejected}
+
+    async def _settle_join_requests(self) -> JobReport:
+        approved, declined = await self.referrals.settle_join_requests()
+        return {"approved": approved, "declined": declined}
+
+    async def _purge_outbox(self) -> JobReport:
+        return {"purged": await self.outbox.purge() or 0}
+
+    async def run_job(self, job: Job) -> JobReport:
+        """Run one job, never two runs of it at once in this process."""
+        async with self._running[job.name]:
+            report = await job.run()
+        self.outbox.wake()  # a job may have queued messages
+        return report
 
     async def tick(self) -> dict[str, Any]:
-        """One run of the scheduled work (DESIGN.md, Scheduled work): confirm referrals past
-        their hold, settle join requests whose human check is due, retry kept updates.
-        It asks the database what is due at ``clock.now()``, so missed runs catch up."""
-        async with self._tick_lock:
-            report: dict[str, Any] = {}
-            confirmed = await self.referrals.confirm_due()
-            report["confirmed"] = confirmed.confirmed
-            report["rejected"] = confirmed.rejected
-            report["approved"], report["declined"] = await self.referrals.settle_join_requests()
-            if self.telegram is not None:
-                report["inbox"] = await self.telegram.retry_inbox()
-            self.outbox.wake()
-            return report
+        """Every job once, in order (DESIGN.md, Scheduled work): confirm referrals past
+        their hold, settle join requests whose human check is due, each bot's own work
+        (retry kept updates), purge the outbox. Each asks the database what is due at
+        ``clock.now()``, so missed runs catch up. Returns the jobs' figures."""
+        report: dict[str, Any] = {}
+        for job in self.jobs:
+            report.update(await self.run_job(job))
+        return report
 
-    async def _scheduled_tick(self) -> None:
+    async def _scheduled(self, job: Job) -> None:
         try:
-            await self.tick()
+            await self.run_job(job)
         except Exception:
-            logger.exception("scheduled tick failed; the next one catches up")
+            logger.exception("scheduled job %s failed; its next run catches up", job.name)
+
+    def scheduler(self) -> Any:
+        """One AsyncIOScheduler(timezone=UTC) with every job registered by name."""
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        for job in self.jobs:
+            if job.every is not None:
+                trigger: Any = IntervalTrigger(seconds=job.every.total_seconds(), timezone=UTC)
+                first = datetime.now(UTC)  # once at start, then every interval
+            else:
+                assert job.cron is not None
+                trigger, first = CronTrigger.from_crontab(job.cron, timezone=UTC), None
+            scheduler.add_job(
+                self._scheduled,
+                trigger,
+                args=(job,),
+                id=job.name,
+                name=job.name,
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+                **({"next_run_time": first} if first else {}),
+            )
+        return scheduler
+
+    # --- bots ---------------------------------------------------------------------
+
+    async def start(self) -> list[ChatPort]:
+        """Start every bot and connect its port to the engine and the outbox (the only
+        place ports are wired)."""
+        ports = []
+        for bot in self.bots:
+            port = await bot.start()
+            self.referrals.add_port(port)
+            self.outbox.add_sender(port)
+            ports.append(port)
+        return ports
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Serve until ``stop`` is set: poll Telegram, drain the outbox, tick each minute."""
-        from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
-        assert self.telegram is not None
-        await self.telegram.start()
-        await self.telegram.set_commands()
-        scheduler = AsyncIOScheduler(timezone=UTC)
-        scheduler.add_job(
-            self._scheduled_tick,
-            "interval",
-            minutes=1,
-            id="tick",
-            replace_existing=True,
-            coalesce=True,
-            max_instances=1,
-            next_run_time=datetime.now(UTC),
-        )
+        """Serve until ``stop`` is set: every bot, the outbox's drainer and the jobs."""
+        if not self.bots:
+            raise NothingToRun("no bot has a token")
+        await self.start()
+        scheduler = self.scheduler()
         scheduler.start()
         drainer = asyncio.create_task(self.outbox.run(stop), name="outbox")
+        serving = [
+            asyncio.create_task(bot.serve(stop), name=f"{bot.platform}-bot") for bot in self.bots
+        ]
         try:
-            await self.telegram.poll(stop)
+            await asyncio.wait(serving, return_when=asyncio.FIRST_EXCEPTION)
         finally:
             stop.set()
-            # No new ticks; a tick that is running finishes its work (each of its steps is
-            # its own transaction, so even a cut one leaves nothing half done).
+            # Every bot finishes the batch in hand; a bot that failed raises below.
+            results = await asyncio.gather(*serving, return_exceptions=True)
+            # No new job runs; a running one finishes its work (each of its steps is its
+            # own transaction, so even a cut one leaves nothing half done).
             scheduler.pause()
             try:
-                await asyncio.wait_for(self._tick_lock.acquire(), timeout=STOP_GRACE_S)
-                self._tick_lock.release()
+                await asyncio.wait_for(self._jobs_done(), timeout=STOP_GRACE_S)
             except TimeoutError:
-                logger.warning("a scheduled tick is still running; stopping it")
+                logger.warning("a scheduled job is still running; stopping it")
             scheduler.shutdown(wait=False)
             try:
                 await asyncio.wait_for(drainer, timeout=STOP_GRACE_S)
             except TimeoutError:
                 drainer.cancel()
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _jobs_done(self) -> None:
+        for lock in self._running.values():
+            async with lock:
+                pass
 
     async def close(self) -> None:
-        if self.telegram is not None:
-            await self.telegram.close()
+        for bot in self.bots:
+            await bot.close()
         await self.db.dispose()
 
 
@@ -349,7 +434,7 @@ async def _serve(settings: Settings) -> int:
 
 
 def _run(settings: Settings) -> int:
-    if settings.telegram_token is None:
+    if not configured_platforms(settings):
         print(
             "inviteloop: nothing to run: set INVITELOOP_TELEGRAM_TOKEN to your bot's token "
             "(from @BotFather; see README.md).\n"

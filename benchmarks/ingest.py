@@ -60,20 +60,12 @@ from sqlalchemy import event as sa_event  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from delivery.port import (  # noqa: E402
-    AdminResult,
-    Delivered,
-    Destination,
-    Failure,
-    InviteCreated,
-    Membership,
-    MembershipResult,
-)
 from referrals.models import JoinEvent, Person  # noqa: E402
 from referrals.service import ReferralService  # noqa: E402
 from storage.clock import SystemClock  # noqa: E402
 from storage.database import SQLITE_CACHE_KIB, Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
+from tests.helpers.ports import FakePlatform  # noqa: E402
 
 # The workload: shares of the N joins that are not a first join through a reader's link.
 DUPLICATE_SHARE = 0.02  # the platform delivers the same update twice
@@ -195,42 +187,10 @@ def build_events(
 # --- the engine -----------------------------------------------------------------------
 
 
-class BenchPort:
-    """A platform that answers at once: the benchmark measures the engine, not a network."""
-
-    platform = "telegram"
-
-    async def create_invite(
-        self, destination: Destination, *, code: str, name: str
-    ) -> InviteCreated | Failure:
-        return InviteCreated(f"https://t.me/benchbot?start={code}")
-
-    async def revoke_invite(self, destination: Destination, url: str) -> Delivered | Failure:
-        return Delivered()
-
-    async def get_membership(
-        self, destination: Destination, user_id: int
-    ) -> MembershipResult | Failure:
-        return MembershipResult(Membership.MEMBER)
-
-    async def is_admin(self, destination: Destination, user_id: int) -> AdminResult | Failure:
-        return AdminResult(True)
-
-    async def approve_join_request(
-        self, destination: Destination, user_id: int
-    ) -> Delivered | Failure:
-        return Delivered()
-
-    async def decline_join_request(
-        self, destination: Destination, user_id: int
-    ) -> Delivered | Failure:
-        return Delivered()
-
-
 async def setup_engine(db: Database, referrers: int) -> tuple[ReferralService, int, list[str]]:
     """Migrate, create the program and every referrer's link through the public API."""
     await upgrade(db)
-    service = ReferralService(db, SystemClock(), {"telegram": BenchPort()})
+    service = ReferralService(db, SystemClock(), {"telegram": FakePlatform()})
     program = await service.create_program(
         "telegram", DESTINATION_ID, "channel", "Bench", hold_hours=HOLD_HOURS
     )

@@ -68,15 +68,6 @@ import aiohttp  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from delivery.port import (  # noqa: E402
-    AdminResult,
-    Delivered,
-    Destination,
-    Failure,
-    InviteCreated,
-    Membership,
-    MembershipResult,
-)
 from delivery.ratelimit import Limits, RateLimiter  # noqa: E402
 from main import Application, Settings, tune_garbage_collector  # noqa: E402
 from referrals.models import JoinEvent, Person  # noqa: E402
@@ -87,6 +78,7 @@ from storage.clock import SystemClock  # noqa: E402
 from storage.database import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.schema import join_requests, people, referrals  # noqa: E402
+from tests.helpers.ports import FakePlatform  # noqa: E402
 
 TARGET_JOINS_PER_S = 500
 TARGET_NOTIFY_RATIO = 0.90
@@ -378,7 +370,7 @@ async def join_phase(
     run: E2E, profile: cProfile.Profile | None, writes: WriteLog | None
 ) -> JoinPhase:
     for reader in run.readers:
-        run.app.outbox.limiter.close("user", reader, HOLD)
+        run.app.outbox.limiter("telegram").close("user", reader, HOLD)
     if writes is not None:
         writes.active = True
     if profile is not None:
@@ -448,7 +440,7 @@ class NotifyPhase:
 
 async def notify_phase(run: E2E, queued: int) -> NotifyPhase:
     limits = Limits()
-    run.app.outbox.limiter = RateLimiter(limits)
+    run.app.outbox.limiters["telegram"] = RateLimiter(limits)
     deadline = queued / limits.global_per_second * 3 + 15
     started = time.perf_counter()
     waiting = asyncio.ensure_future(run.remote.call("notify", queued=queued, deadline=deadline))
@@ -496,42 +488,6 @@ async def notify_phase(run: E2E, queued: int) -> NotifyPhase:
 # --- baseline: the engine alone -------------------------------------------------------------
 
 
-class InstantPort:
-    """A platform that answers at once, for the engine baseline."""
-
-    platform = "telegram"
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    async def create_invite(
-        self, destination: Destination, *, code: str, name: str
-    ) -> InviteCreated | Failure:
-        self.count += 1
-        return InviteCreated(f"https://t.me/+bench{self.count:011d}")
-
-    async def revoke_invite(self, destination: Destination, url: str) -> Delivered | Failure:
-        return Delivered()
-
-    async def get_membership(
-        self, destination: Destination, user_id: int
-    ) -> MembershipResult | Failure:
-        return MembershipResult(Membership.MEMBER)
-
-    async def is_admin(self, destination: Destination, user_id: int) -> AdminResult | Failure:
-        return AdminResult(True)
-
-    async def approve_join_request(
-        self, destination: Destination, user_id: int
-    ) -> Delivered | Failure:
-        return Delivered()
-
-    async def decline_join_request(
-        self, destination: Destination, user_id: int
-    ) -> Delivered | Failure:
-        return Delivered()
-
-
 async def engine_baseline(
     path: Path, joins: int, readers: int, *, with_requests: bool, concurrency: int = 100
 ) -> tuple[float, list[str]]:
@@ -539,7 +495,7 @@ async def engine_baseline(
     db = Database.from_url(f"sqlite:///{path}")
     try:
         await upgrade(db)
-        service = ReferralService(db, SystemClock(), {"telegram": InstantPort()})
+        service = ReferralService(db, SystemClock(), {"telegram": FakePlatform()})
         program = await service.create_program(
             "telegram", -1009000000001, "channel", CHANNEL, join_mode="direct"
         )

@@ -1,10 +1,37 @@
 """The outbox every outgoing message goes through.
 
 Services add rows in the same transaction as the change they announce; one drainer sends
-them in priority order within the platform's limits, honours ``retry_after``, retries
+them in priority order within each platform's limits, honours ``retry_after``, retries
 transient failures with backoff, and records why a message could not be delivered.
 Delivery is at least once: a crash between the platform accepting a message and our commit
 can repeat that message, never lose it.
+
+A row says *what* to do as a typed action and payload (:mod:`delivery.actions`); the
+platform's :class:`Sender` says *how*. Each platform has its own :class:`RateLimiter`,
+built from the limits its sender declares, and its own policy for refusals: the drain
+hands every sender the 429s it earned, and the sender says whether the whole bot must
+pause (Telegram: several private chats refused at once), so another platform can answer
+differently.
+
+**What does not go through the outbox.** The outbox is for what may wait: notifications,
+answers to commands, posts, the join-request welcome, all of which survive a crash and a
+429. An answer that a platform accepts only through its own reply channel and only within
+a deadline is sent by the adapter directly, in the handler, and never queued: a Discord
+interaction must be answered (or deferred) within 3 seconds and its token lasts 15
+minutes, so a queued answer behind a rate-limit pause would arrive too late to count.
+Telegram's counterpart is ``answerCallbackQuery`` (the toast under a pressed button).
+Such an answer is short and best effort: the handler responds (or defers) at once, does its
+work, and what must not be lost — a follow-up DM, a notification to someone else — is an
+outbox row like any other. A follow-up through the interaction's token (an edit of the
+deferred response) is also sent directly by the adapter, within the token's life.
+
+**Keeping the table small.** :meth:`Outbox.purge` deletes sent, failed and expired rows
+after a retention period (7 days by default, never below two days: Telegram hands an
+update over again for 24 hours and the inbox retries kept ones for hours, and their answers
+are made idempotent by the rows' keys). A row is kept for as long as a join request
+awaiting a human check may still read its state (``settle_join_requests`` decides by the
+state of the check's row). Purging is a daily job that claims its slot in ``job_claims``
+in the same transaction as the delete, so instances sharing one database purge once.
 """
 
 from __future__ import annotations
@@ -13,12 +40,15 @@ import asyncio
 import enum
 import json
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from delivery import actions
+from delivery.actions import Action, MalformedRow, Payload
 from delivery.port import (
     Delivered,
     RetryAfter,
@@ -27,7 +57,8 @@ from delivery.port import (
     Unreachable,
     UnreachableReason,
 )
-from delivery.ratelimit import RateLimiter
+from delivery.ratelimit import Limits, RateLimiter
+from storage import jobs as db_jobs
 from storage import outbox as db_outbox
 from storage import people as db_people
 from storage.batch import Batcher
@@ -55,24 +86,29 @@ def message(
     now: datetime,
     program_id: int | None = None,
     locale: str | None = None,
-    action: str = "send",
+    action: Action = Action.SEND,
+    payload: Payload | None = None,
     expires_at: datetime | None = None,
     key: str | None = None,
     not_before: datetime | None = None,
 ) -> dict[str, Any]:
     """An outbox row: ``template`` is rendered by the platform adapter with ``context``
-    (plain JSON values) in the target's language. ``key`` makes the row idempotent."""
+    (plain JSON values) in the target's language; ``action`` and its ``payload`` say what
+    the platform does with the text (:mod:`delivery.actions`; checked here, so a bad pair
+    fails where it is made). ``key`` makes the row idempotent."""
     if target_kind not in ("user", "chat"):
         raise ValueError(f"target_kind must be 'user' or 'chat', not {target_kind!r}")
+    kind, payload = actions.check(action, payload)
     return {
         "platform": platform,
         "target_kind": target_kind,
         "target_id": target_id,
         "program_id": program_id,
         "priority": int(priority),
-        "action": action,
+        "action": kind.value,
         "template": template,
         "context": dict(context or {}),
+        "payload": actions.dump(kind, payload),
         "locale": locale,
         "state": "queued",
         "attempts": 0,
@@ -92,20 +128,37 @@ class OutboundMessage:
     target_kind: str
     target_id: int
     program_id: int | None
-    action: str
+    action: Action
+    payload: Payload
     template: str
-    context: dict[str, Any]
+    context: dict[str, Any]  # the template's context only
     locale: str | None
     attempts: int
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """One ``retry_after`` a drain earned: the target and how long it was told to wait."""
+
+    target_kind: str
+    target_id: int
+    seconds: float
+
+
 class Sender(Protocol):
-    """The sending half of a platform adapter."""
+    """The sending half of a platform adapter: its limits, its sends, and its policy for
+    the refusals (429s) a drain earned."""
 
     platform: str
+    limits: Limits
 
     async def send(self, message: OutboundMessage) -> SendResult:
         """Send (or edit, pin, ...) one message; never raises for platform errors."""
+        ...
+
+    def pause_for(self, refusals: Sequence[Refusal]) -> float | None:
+        """Seconds every send of this platform must wait after these refusals of one drain
+        (each refused target waits on its own anyway); None: no pause for the whole bot."""
         ...
 
 
@@ -116,6 +169,7 @@ class DrainReport:
     failed: int = 0
     expired: int = 0
     rate_limited: int = 0
+    malformed: int = 0
     wait: float | None = None  # seconds until more can be done; None: nothing queued
     failures: list[tuple[int, str]] = field(default_factory=list)
 
@@ -123,6 +177,9 @@ class DrainReport:
 MAX_PER_TARGET_PER_DRAIN = 3
 FORGET_IDLE_ABOVE = 10_000  # limiter entries kept before idle ones are dropped
 GONE = (UnreachableReason.BLOCKED, UnreachableReason.ACCOUNT_GONE)
+RETENTION = timedelta(days=7)
+MIN_RETENTION = timedelta(days=2)
+PURGE_JOB = "outbox_purge"
 
 
 class Outbox:
@@ -134,17 +191,25 @@ class Outbox:
         db: Database,
         clock: Clock,
         senders: Mapping[str, Sender] | None = None,
-        limiter: RateLimiter | None = None,
+        limiters: Mapping[str, RateLimiter] | None = None,
         *,
+        monotonic: Callable[[], float] = time.monotonic,
         batch: int = 200,
         max_attempts: int = 8,
         lease: timedelta = timedelta(minutes=2),
         max_in_flight: int = 32,
+        retention: timedelta = RETENTION,
     ) -> None:
+        if retention < MIN_RETENTION:
+            raise ValueError(f"outbox retention must be at least {MIN_RETENTION}")
         self._db = db
         self._clock = clock
-        self._senders: dict[str, Sender] = dict(senders or {})
-        self.limiter = limiter if limiter is not None else RateLimiter()
+        self._monotonic = monotonic
+        self._senders: dict[str, Sender] = {}
+        self.limiters: dict[str, RateLimiter] = dict(limiters or {})
+        for sender in (senders or {}).values():
+            self.add_sender(sender)
+        self.retention = retention
         self._batch = batch
         self._max_attempts = max_attempts
         self._lease = lease
@@ -156,7 +221,15 @@ class Outbox:
         )
 
     def add_sender(self, sender: Sender) -> None:
+        """Send ``sender.platform``'s rows through ``sender``, under a limiter of its own
+        (one given to the constructor for that platform, else one from its limits)."""
         self._senders[sender.platform] = sender
+        if sender.platform not in self.limiters:
+            self.limiters[sender.platform] = RateLimiter(sender.limits, self._monotonic)
+
+    def limiter(self, platform: str) -> RateLimiter:
+        """The rate limiter of one platform."""
+        return self.limiters[platform]
 
     def wake(self) -> None:
         """Tell the drainer that rows were added (handlers call this after commit)."""
@@ -209,39 +282,55 @@ class Outbox:
             report.wait = None if next_due is None else max(0.0, (next_due - now).total_seconds())
             return report
 
-        chosen: dict[tuple[str, str, int], list[dict[str, Any]]] = defaultdict(list)
+        chosen: dict[tuple[str, str, int], list[tuple[dict[str, Any], OutboundMessage]]] = (
+            defaultdict(list)
+        )
         skipped: list[int] = []
+        failed: list[tuple[int, str]] = []
+        paused: set[str] = set()  # platforms whose overall limit is spent for now
         rate_wait = float("inf")
-        for position, row in enumerate(rows):
-            global_wait = self.limiter.global_wait()
-            if global_wait > 0:
-                skipped.extend(r["id"] for r in rows[position:])
-                rate_wait = min(rate_wait, global_wait)
-                break
-            if row["platform"] not in self._senders:
+        for row in rows:
+            platform = row["platform"]
+            if platform in paused:
+                skipped.append(row["id"])
+                continue
+            if platform not in self._senders:
                 skipped.append(row["id"])
                 rate_wait = min(rate_wait, 1.0)
                 continue
-            target_wait = self.limiter.target_wait(row["target_kind"], row["target_id"])
+            try:
+                outbound = _outbound(row)
+            except MalformedRow as exc:
+                failed.append((row["id"], f"malformed row: {exc}"))
+                report.failures.append((row["id"], "malformed"))
+                report.malformed += 1
+                continue
+            limiter = self.limiters[platform]
+            global_wait = limiter.global_wait()
+            if global_wait > 0:
+                paused.add(platform)
+                skipped.append(row["id"])
+                rate_wait = min(rate_wait, global_wait)
+                continue
+            target_wait = limiter.target_wait(row["target_kind"], row["target_id"])
             if target_wait > 0:
                 skipped.append(row["id"])
                 rate_wait = min(rate_wait, target_wait)
                 continue
-            self.limiter.take(row["target_kind"], row["target_id"])
-            chosen[(row["platform"], row["target_kind"], row["target_id"])].append(row)
+            limiter.take(row["target_kind"], row["target_id"])
+            chosen[(platform, row["target_kind"], row["target_id"])].append((row, outbound))
         report.rate_limited = len(skipped)
 
         outcomes = await asyncio.gather(*(self._send_in_order(group) for group in chosen.values()))
         sent: list[tuple[int, int | None]] = []
         retry: list[tuple[int, datetime, bool, str]] = []
-        failed: list[tuple[int, str]] = []
         gone: dict[str, list[int]] = defaultdict(list)
-        throttled: dict[tuple[str, int], float] = {}
+        throttled: dict[tuple[str, str, int], float] = {}
         for row, outcome in (pair for group in outcomes for pair in group):
             if isinstance(outcome, Delivered):
                 sent.append((row["id"], outcome.message_id))
             elif isinstance(outcome, RetryAfter):
-                target = (row["target_kind"], row["target_id"])
+                target = (row["platform"], row["target_kind"], row["target_id"])
                 throttled[target] = max(throttled.get(target, 0.0), outcome.seconds)
                 when = now + timedelta(seconds=outcome.seconds)
                 retry.append((row["id"], when, False, f"retry after {outcome.seconds:g}s"))
@@ -261,17 +350,18 @@ class Outbox:
                 else:
                     backoff = min(300.0, 2.0**attempts)
                     retry.append((row["id"], now + timedelta(seconds=backoff), True, detail))
-        for (kind, target_id), seconds in throttled.items():
-            self.limiter.close(kind, target_id, seconds)
-        private = [seconds for (kind, _), seconds in throttled.items() if kind == "user"]
-        if len(private) > 1:
-            # Several private chats refused at once: the bot as a whole is over its limit,
-            # so everything pauses for the shortest wait instead of earning more 429s.
-            # (Groups refuse on their own too, in slow mode: that pauses only them.)
-            self.limiter.close_all(min(private))
+        refusals: dict[str, list[Refusal]] = defaultdict(list)
+        for (platform, kind, target_id), seconds in throttled.items():
+            self.limiters[platform].close(kind, target_id, seconds)
+            refusals[platform].append(Refusal(kind, target_id, seconds))
+        for platform, refused in refusals.items():
+            # Whether the bot as a whole is over its limit is the platform's call.
+            pause = self._senders[platform].pause_for(refused)
+            if pause:
+                self.limiters[platform].close_all(pause)
         async with self._db.write() as conn:
             await db_outbox.mark_sent(conn, sent, self._clock.now())
-            await db_outbox.settle(conn, [], retry, failed, self._clock.now())
+            await db_outbox.settle(conn, retry, failed)
             await db_outbox.release(conn, skipped)
             for platform, user_ids in gone.items():
                 await db_people.mark_unreachable(conn, platform, user_ids, self._clock.now())
@@ -282,62 +372,67 @@ class Outbox:
         return report
 
     async def _send_in_order(
-        self, group: list[dict[str, Any]]
+        self, group: list[tuple[dict[str, Any], OutboundMessage]]
     ) -> list[tuple[dict[str, Any], SendResult]]:
         """Rows for one chat go out one after another, in priority order. Each row was
         taken from the limiter; it is reported as sent once its call was made, or as
         cancelled if it never was."""
         results: list[tuple[dict[str, Any], SendResult]] = []
-        kind, target = group[0]["target_kind"], group[0]["target_id"]
+        first = group[0][0]
+        limiter = self.limiters[first["platform"]]
+        kind, target = first["target_kind"], first["target_id"]
         made = 0
         try:
-            for index, row in enumerate(group):
+            for index, (row, outbound) in enumerate(group):
                 async with self._in_flight:
                     try:
-                        outcome = await self._send(row)
+                        outcome = await self._send(outbound)
                     finally:
                         made += 1
-                        self.limiter.sent(kind, target)
+                        limiter.sent(kind, target)
                 results.append((row, outcome))
                 if isinstance(outcome, RetryAfter):
                     # the chat is closed: the rest of this group waits as well
                     results.extend(
-                        (later, RetryAfter(outcome.seconds)) for later in group[index + 1 :]
+                        (later, RetryAfter(outcome.seconds)) for later, _ in group[index + 1 :]
                     )
                     break
         finally:
             for _ in group[made:]:
-                self.limiter.cancel(kind, target)
+                limiter.cancel(kind, target)
         return results
 
-    async def _send(self, row: dict[str, Any]) -> SendResult:
-        sender = self._senders[row["platform"]]
-        outbound = OutboundMessage(
-            id=row["id"],
-            platform=row["platform"],
-            target_kind=row["target_kind"],
-            target_id=row["target_id"],
-            program_id=row["program_id"],
-            action=row["action"],
-            template=row["template"],
-            context=_load(row["context"]),
-            locale=_locale(row),
-            attempts=row["attempts"],
-        )
+    async def _send(self, outbound: OutboundMessage) -> SendResult:
         try:
-            return await sender.send(outbound)
+            return await self._senders[outbound.platform].send(outbound)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # an adapter bug must not stop the drainer
-            logger.exception("sender failed on outbox row %s", row["id"])
+            logger.exception("sender failed on outbox row %s", outbound.id)
             return TransientFailure(f"{type(exc).__name__}: {exc}")
+
+    async def purge(self, now: datetime | None = None, *, job: str = PURGE_JOB) -> int | None:
+        """Delete sent, failed and expired rows older than the retention period (queued rows
+        and rows a waiting join request still reads stay), at most once per UTC day across
+        every instance on this database: the day's slot in ``job_claims`` is claimed in the
+        same transaction. Returns how many rows went, or None if the day was purged
+        already."""
+        now = now or self._clock.now()
+        async with self._db.write() as conn:
+            if not await db_jobs.claim_slot(conn, job, now.date().isoformat(), now):
+                return None
+            purged = await db_outbox.purge_finished(conn, now - self.retention)
+        if purged:
+            logger.info("outbox: purged %d rows older than %s", purged, self.retention)
+        return purged
 
     async def run(self, stop: asyncio.Event, idle: float = 1.0) -> None:
         """Drain until ``stop`` is set, sleeping only while nothing can be sent."""
         while not stop.is_set():
             self._wake.clear()
-            if self.limiter.tracked() > FORGET_IDLE_ABOVE:
-                self.limiter.forget_idle()
+            for limiter in self.limiters.values():
+                if limiter.tracked() > FORGET_IDLE_ABOVE:
+                    limiter.forget_idle()
             try:
                 report = await self.drain_once()
             except asyncio.CancelledError:
@@ -363,8 +458,33 @@ class Outbox:
                 halt.cancel()
 
 
-def _load(context: Any) -> dict[str, Any]:
-    return dict(json.loads(context)) if isinstance(context, str) else dict(context or {})
+def _outbound(row: Mapping[str, Any]) -> OutboundMessage:
+    """A claimed row as its sender receives it; :class:`MalformedRow` if it cannot be."""
+    try:
+        context = json.loads(row["context"]) if isinstance(row["context"], str) else row["context"]
+    except ValueError as exc:
+        raise MalformedRow(f"context is not JSON: {exc}") from None
+    if not isinstance(context, dict):
+        raise MalformedRow("context must be a JSON object")
+    stored = row.get("payload")
+    if stored is None:
+        legacy = actions.split_legacy(row["action"], context)
+        if legacy is not None:
+            context, stored = legacy
+    action, payload = actions.load(row["action"], stored)
+    return OutboundMessage(
+        id=row["id"],
+        platform=row["platform"],
+        target_kind=row["target_kind"],
+        target_id=row["target_id"],
+        program_id=row["program_id"],
+        action=action,
+        payload=payload,
+        template=row["template"],
+        context=context,
+        locale=_locale(row),
+        attempts=row["attempts"],
+    )
 
 
 def _locale(row: Mapping[str, Any]) -> str | None:

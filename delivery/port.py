@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
 
@@ -84,9 +85,16 @@ Failure = RetryAfter | Unreachable
 
 
 class PlatformPort(Protocol):
-    """What the engine asks of a chat platform; implemented once per adapter."""
+    """What the engine asks of a chat platform; implemented once per adapter.
+
+    Besides its calls a port states what its platform can do: the join modes its programs
+    may use (``"bot"``: through the bot; ``"direct"``: per-reader join-request links) and
+    how long after a join request the bot may message the requester (None: the platform
+    has no join requests). The engine reads these instead of keeping its own copies."""
 
     platform: str
+    supported_join_modes: frozenset[str]
+    join_request_window: timedelta | None
 
     async def create_invite(
         self, destination: Destination, *, code: str, name: str

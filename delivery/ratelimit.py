@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Limits:
-    """Sends per second overall, per person (private chat), per group/channel."""
+    """Sends per second overall, per person (private chat), per group/channel. Each
+    platform's sender declares its own (the defaults are Telegram's numbers)."""
 
     global_per_second: float = 30.0
     global_burst: float = 30.0
@@ -81,17 +82,6 @@ class _Gate:
             elif len(self.done) >= room:
                 waits.append(self.done[len(self.done) - room] + self.window_span - now)
         return max(0.0, *waits)
-
-    def room(self, now: float) -> int:
-        """How many sends may start now, one after another at this instant."""
-        self._refill(now)
-        if self.closed_until > now:
-            return 0
-        free = math.floor(self.tokens - self.in_flight + 1e-9)
-        if self.window_count:
-            self._prune(now)
-            free = min(free, self.window_count - self.in_flight - len(self.done))
-        return max(0, free)
 
     def finish(self, now: float) -> None:
         self.in_flight = max(0, self.in_flight - 1)
@@ -158,10 +148,6 @@ class RateLimiter:
     def global_wait(self) -> float:
         """Seconds until the overall limit allows one more send."""
         return self._global.wait(self._now())
-
-    def global_room(self) -> int:
-        """How many sends the overall limit allows right now."""
-        return self._global.room(self._now())
 
     def target_wait(self, kind: str, target: int) -> float:
         """Seconds until this chat's own limit allows one more send."""

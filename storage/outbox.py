@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.schema import inbox, outbox, people, programs
+from storage.schema import inbox, join_requests, outbox, people, programs
 from storage.sql import (
     chunks,
     dialect_insert,
@@ -19,8 +19,9 @@ from storage.sql import (
 
 
 async def enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Insert outbox rows (``context`` as a dict); a repeated idempotency key is skipped.
-    Returns how many rows were added."""
+    """Insert outbox rows (``context`` as a dict, ``payload`` as the JSON text
+    ``delivery.actions`` made, or None); a repeated idempotency key is skipped. Returns how
+    many rows were added."""
     if not rows:
         return 0
     prepared = [
@@ -30,6 +31,7 @@ async def enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> i
             "action": "send",
             "expires_at": None,
             "idempotency_key": None,
+            "payload": None,
             **row,
             "context": json.dumps(row.get("context") or {}, sort_keys=True, default=str),
         }
@@ -124,26 +126,11 @@ async def claim_due(
 
 async def settle(
     conn: AsyncConnection,
-    sent: Sequence[tuple[int, int | None]],
     retry: Sequence[tuple[int, datetime, bool, str]],
     failed: Sequence[tuple[int, str]],
-    now: datetime,
 ) -> None:
-    """Write the outcome of one drain: ``sent`` (id, message_id); ``retry`` (id, when,
-    count_attempt, error); ``failed`` (id, error)."""
-    if sent:
-        message_ids = {row_id: message_id for row_id, message_id in sent}
-        await conn.execute(
-            update(outbox)
-            .where(outbox.c.id.in_(list(message_ids)))
-            .values(
-                state="sent",
-                sent_at=now,
-                lease_until=None,
-                attempts=outbox.c.attempts + 1,
-                message_id=case(message_ids, value=outbox.c.id, else_=None),
-            )
-        )
+    """Write the rest of one drain's outcome (sent rows: :func:`mark_sent`): ``retry`` (id,
+    when, count_attempt, error); ``failed`` (id, error)."""
     for row_id, when, count_attempt, error in retry:
         await conn.execute(
             update(outbox)
@@ -155,18 +142,17 @@ async def settle(
                 last_error=error[:256],
             )
         )
-    if failed:
-        for row_id, error in failed:
-            await conn.execute(
-                update(outbox)
-                .where(outbox.c.id == row_id)
-                .values(
-                    state="failed",
-                    lease_until=None,
-                    attempts=outbox.c.attempts + 1,
-                    last_error=error[:256],
-                )
+    for row_id, error in failed:
+        await conn.execute(
+            update(outbox)
+            .where(outbox.c.id == row_id)
+            .values(
+                state="failed",
+                lease_until=None,
+                attempts=outbox.c.attempts + 1,
+                last_error=error[:256],
             )
+        )
 
 
 async def release(conn: AsyncConnection, ids: Sequence[int]) -> None:
@@ -184,19 +170,37 @@ async def next_due_at(conn: AsyncConnection) -> datetime | None:
 
 
 async def outbox_rows(conn: AsyncConnection, state: str | None = None) -> list[dict[str, Any]]:
-    """Every outbox row (for reports and tests), oldest first."""
+    """Every outbox row (for reports and tests), oldest first, ``context`` and ``payload``
+    decoded."""
     query = select(outbox).order_by(outbox.c.id)
     if state is not None:
         query = query.where(outbox.c.state == state)
     return [
-        {**row, "context": json.loads(row["context"])}
+        {
+            **row,
+            "context": json.loads(row["context"]),
+            "payload": json.loads(row["payload"]) if row["payload"] else None,
+        }
         for row in (await conn.execute(query)).mappings()
     ]
 
 
-async def purge_sent(conn: AsyncConnection, before: datetime) -> int:
+async def purge_finished(conn: AsyncConnection, before: datetime) -> int:
+    """Delete sent, failed and expired rows made (and sent) before ``before``. Queued rows
+    stay, and so does every DM to a person whose join request still awaits a human check in
+    that program: the scheduler decides such a request by the state of its check's row."""
+    awaiting = exists().where(
+        join_requests.c.state == "awaiting_check",
+        join_requests.c.program_id == outbox.c.program_id,
+        join_requests.c.user_id == outbox.c.target_id,
+    )
     result = await conn.execute(
-        delete(outbox).where(outbox.c.state != "queued", outbox.c.created_at < before)
+        delete(outbox).where(
+            outbox.c.state != "queued",
+            outbox.c.created_at < before,
+            or_(outbox.c.sent_at.is_(None), outbox.c.sent_at < before),
+            ~and_(outbox.c.target_kind == "user", awaiting),
+        )
     )
     return result.rowcount or 0
 

@@ -205,3 +205,48 @@ async def test_sigterm_finishes_the_batch_in_hand_and_acknowledges_it(
         ).fetchall()
     assert rows == [(ana.id, link.url)]
     assert cards == [(ana.id,)]  # the answer is queued (or sent): not lost
+
+
+async def test_every_job_is_registered_by_name_with_one_utc_scheduler(tmp_path: Path) -> None:
+    from datetime import UTC
+
+    from pydantic import SecretStr
+
+    from main import Application, Settings
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'jobs.db'}",
+        telegram_token=SecretStr("123456:ABCDEF"),
+    )
+    app = Application(settings)
+    try:
+        scheduler = app.scheduler()
+        jobs = {job.id: job for job in scheduler.get_jobs()}
+        assert list(jobs) == [
+            "confirm_due",
+            "settle_join_requests",
+            "telegram_inbox",
+            "outbox_purge",
+        ]
+        assert all(job.coalesce and job.max_instances == 1 for job in jobs.values())
+        assert scheduler.timezone == UTC
+        assert [bot.platform for bot in app.bots] == ["telegram"]
+    finally:
+        await app.close()
+
+
+async def test_without_a_token_there_is_no_bot_and_nothing_to_run(tmp_path: Path) -> None:
+    from main import Application, NothingToRun, Settings
+
+    app = Application(Settings(database_url=f"sqlite:///{tmp_path / 'none.db'}"))
+    try:
+        assert app.bots == [] and app.telegram is None
+        assert [job.name for job in app.jobs] == [
+            "confirm_due",
+            "settle_join_requests",
+            "outbox_purge",
+        ]
+        with pytest.raises(NothingToRun):
+            await app.run(asyncio.Event())
+    finally:
+        await app.close()

@@ -7,6 +7,10 @@ while different people's run concurrently (their joins share one transaction); a
 update is retried while the batch is held, and one that still fails is kept in the inbox
 table and retried by the scheduler, with that chat and person's later updates kept behind
 it so their order holds.
+
+The bot reaches the database only through services (the engine, people, the outbox and the
+:class:`~delivery.inbox.Inbox`); ``main.py`` connects the port it hands back from
+:meth:`TelegramBot.start` to the engine and the outbox.
 """
 
 from __future__ import annotations
@@ -40,12 +44,12 @@ from bots.render import Renderer
 from bots.telegram.context import ContextMiddleware, ProgramCache
 from bots.telegram.handlers import get_routers
 from bots.telegram.port import TelegramPort
+from delivery.adapter import Job, JobReport
+from delivery.inbox import Inbox, KeptUpdate
 from delivery.outbox import Outbox
 from referrals.people import People
 from referrals.service import ReferralService
-from storage import outbox as db_outbox
-from storage.clock import Clock, ensure_utc
-from storage.database import Database
+from storage.clock import Clock
 
 logger = logging.getLogger(__name__)
 
@@ -81,13 +85,16 @@ def lane_key(update: Update) -> tuple[int, int]:
 
 
 class TelegramBot:
-    """Everything the Telegram side needs, built by ``main.py``."""
+    """Everything the Telegram side needs, built by ``main.py`` (a
+    :class:`delivery.adapter.BotAdapter`)."""
+
+    platform = "telegram"
 
     def __init__(
         self,
         token: str,
         *,
-        db: Database,
+        inbox: Inbox,
         clock: Clock,
         referrals: ReferralService,
         people: People,
@@ -103,10 +110,8 @@ class TelegramBot:
         )
         session.middleware(_HoldResponseTypes())
         self.bot = Bot(token, session=session, default=DefaultBotProperties(parse_mode=None))
-        self.db = db
+        self.inbox = inbox
         self.clock = clock
-        self.referrals = referrals
-        self.outbox = outbox
         self.renderer = renderer
         self.owners = owners
         self.poll_timeout = poll_timeout
@@ -121,12 +126,13 @@ class TelegramBot:
             clock=clock,
             programs=self.programs,
         )
+        # Not on chat_member: joins and leaves answer nobody, so a burst of them skips the
+        # per-update bookkeeping (a people write and a Reply) by having no middleware.
         middleware = ContextMiddleware()
         self.dispatcher.message.outer_middleware(middleware)
         self.dispatcher.callback_query.outer_middleware(middleware)
         self.dispatcher.chat_join_request.outer_middleware(middleware)
         self.dispatcher.my_chat_member.outer_middleware(middleware)
-        self.dispatcher.chat_member.outer_middleware(_NoReply())
         for router in get_routers():
             self.dispatcher.include_router(router)
         self.offset: int | None = None
@@ -134,18 +140,30 @@ class TelegramBot:
         self._parked: dict[tuple[int, int], int] = {}
 
     async def start(self) -> TelegramPort:
-        """Learn who the bot is and connect it to the engine and the outbox."""
+        """Learn who the bot is and which lanes wait behind kept updates; returns the port
+        (``main.py`` connects it to the engine and the outbox)."""
         me = await self.bot.me()
         assert me.username is not None
-        self.port = TelegramPort(
+        await self.load_inbox()
+        port = TelegramPort(
             self.bot, me.username, self.renderer, owners=self.owners, now=self.clock.now
         )
-        self.referrals.add_port(self.port)
-        self.outbox.add_sender(self.port)
-        self.dispatcher["port"] = self.port
-        await self.load_inbox()
+        self.dispatcher["port"] = port
+        self.port = port
         logger.info("telegram bot @%s (%s) ready", me.username, me.id)
-        return self.port
+        return port
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Set the command menu, then poll until ``stop``."""
+        await self.set_commands()
+        await self.poll(stop)
+
+    def jobs(self) -> list[Job]:
+        """Retry kept updates every minute."""
+        return [Job("telegram_inbox", self._inbox_job, every=timedelta(minutes=1))]
+
+    async def _inbox_job(self) -> JobReport:
+        return {"inbox": await self.retry_inbox()}
 
     async def set_commands(self) -> None:
         """The command menu: English by default, and each other language for the people
@@ -290,97 +308,70 @@ class TelegramBot:
         return error
 
     async def _keep(self, update: Update, error: Exception | None, key: tuple[int, int]) -> None:
-        """Store ``update`` raw in the inbox for the scheduler (``retry_inbox``)."""
-        now = self.clock.now()
+        """Keep ``update`` raw in the inbox for the scheduler (``retry_inbox``)."""
         payload = update.model_dump(mode="json", exclude_none=True)
-        if error is None:
-            reason, retry_at = "waiting behind an earlier update of this person", now
-        else:
-            reason, retry_at = f"{type(error).__name__}: {error}", now + timedelta(minutes=1)
+        reason = None if error is None else f"{type(error).__name__}: {error}"
         self._parked[key] = self._parked.get(key, 0) + 1
         try:
-            async with self.db.write() as conn:
-                kept = await db_outbox.keep_update(
-                    conn,
-                    "telegram",
-                    update.update_id,
-                    payload,
-                    reason,
-                    now,
-                    retry_at,
-                    failed=error is not None,
-                )
+            kept = await self.inbox.keep("telegram", update.update_id, payload, reason)
         except Exception:
-            self._parked[key] -= 1
-            if not self._parked[key]:
-                del self._parked[key]
+            self._unpark(key)
             # Not even the inbox is writable: do not acknowledge this batch at all.
             logger.exception(
                 "could not keep update %s; the batch stays unacknowledged", update.update_id
             )
             raise
         if not kept:  # kept before (the batch was re-delivered): counted already
-            self._parked[key] -= 1
-            if not self._parked[key]:
-                del self._parked[key]
+            self._unpark(key)
             return
-        logger.warning("update %s kept in the inbox: %s", update.update_id, reason)
+        logger.warning(
+            "update %s kept in the inbox: %s", update.update_id, reason or "waiting behind"
+        )
+
+    def _unpark(self, key: tuple[int, int]) -> None:
+        self._parked[key] = self._parked.get(key, 1) - 1
+        if self._parked[key] <= 0:
+            del self._parked[key]
 
     async def load_inbox(self) -> None:
         """Learn which lanes wait behind kept updates (on start)."""
-        async with self.db.read() as conn:
-            rows = await db_outbox.queued_updates(conn, "telegram")
         self._parked = {}
-        for row in rows:
-            key = lane_key(Update.model_validate(row["payload"]))
+        for kept in await self.inbox.waiting("telegram"):
+            key = lane_key(Update.model_validate(kept.payload))
             self._parked[key] = self._parked.get(key, 0) + 1
 
-    async def retry_inbox(self, max_attempts: int = 10) -> tuple[int, int]:
+    async def retry_inbox(self) -> tuple[int, int]:
         """Feed kept updates again (a scheduler job), each person's (or chat's) lane in update
         order, stopping a lane at its first update that still fails. Returns (handled,
         still failing)."""
         now = self.clock.now()
-        async with self.db.read() as conn:
-            rows = await db_outbox.queued_updates(conn, "telegram")
-        lanes: dict[tuple[int, int], list[tuple[dict[str, Any], Update]]] = defaultdict(list)
-        for row in rows:
-            update = Update.model_validate(row["payload"], context={"bot": self.bot})
-            lanes[lane_key(update)].append((row, update))
+        lanes: dict[tuple[int, int], list[tuple[KeptUpdate, Update]]] = defaultdict(list)
+        for kept in await self.inbox.waiting("telegram"):
+            update = Update.model_validate(kept.payload, context={"bot": self.bot})
+            lanes[lane_key(update)].append((kept, update))
         handled = failing = 0
         for key, lane in lanes.items():
-            if ensure_utc(lane[0][0]["next_attempt_at"]) > now:
+            if not lane[0][0].due(now):
                 continue  # the lane's first update is not due yet
-            for row, update in lane:
+            for kept, update in lane:
                 try:
                     await self.dispatcher.feed_update(self.bot, update)
-                    done, error = True, ""
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    done, error = False, f"{type(exc).__name__}: {exc}"
-                give_up = not done and row["attempts"] + 1 >= max_attempts
-                delay = timedelta(minutes=min(60, 2 ** row["attempts"]))
-                async with self.db.write() as conn:
-                    await db_outbox.settle_update(
-                        conn,
-                        row["id"],
-                        done=done,
-                        error=error,
-                        retry_at=now + delay,
-                        give_up=give_up,
-                    )
-                if done or give_up:
-                    self._parked[key] = self._parked.get(key, 1) - 1
-                    if self._parked[key] <= 0:
-                        del self._parked[key]
-                if done:
+                    error = f"{type(exc).__name__}: {exc}"
+                else:
+                    await self.inbox.handled(kept)
+                    self._unpark(key)
                     handled += 1
                     continue
                 failing += 1
-                if not give_up:
-                    logger.warning("kept update %s failed again: %s", row["update_id"], error)
-                    break  # the rest of this lane waits behind it
-                logger.error("update %s given up: %s", row["update_id"], error)
+                if await self.inbox.failed(kept, error):
+                    self._unpark(key)
+                    logger.error("update %s given up: %s", kept.update_id, error)
+                    continue
+                logger.warning("kept update %s failed again: %s", kept.update_id, error)
+                break  # the rest of this lane waits behind it
         return handled, failing
 
     async def close(self) -> None:
@@ -406,13 +397,6 @@ class _HoldResponseTypes(BaseRequestMiddleware):
         if kind not in self._held:
             self._held[kind] = Response[method.__returning__]  # type: ignore[name-defined]
         return await make_request(bot, method)
-
-
-class _NoReply:
-    """chat_member updates never answer anyone: skip the per-update bookkeeping."""
-
-    async def __call__(self, handler: Any, event: Any, data: dict[str, Any]) -> Any:
-        return await handler(event, data)
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

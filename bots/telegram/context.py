@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update, User
 
+from delivery.actions import Action, Edit, Payload, Post, WelcomeApprove, buttons_of
 from delivery.outbox import Outbox, Priority, message
 from referrals.models import Person, Program
 from referrals.people import People
@@ -20,7 +21,7 @@ from referrals.text import clean_name
 from storage.clock import Clock
 
 PLATFORM = "telegram"
-Buttons = list[list[dict[str, Any]]]
+Buttons = list[list[dict[str, Any]]]  # plain specs, see delivery.actions.Button
 # What the ``error`` template reads besides ``code`` (a bad setting fills them in).
 ERROR_DEFAULTS: dict[str, Any] = {
     "key": "",
@@ -81,15 +82,21 @@ class Reply:
         buttons: Buttons | None = None,
         priority: Priority = Priority.ANSWER,
         program_id: int | None = None,
-        action: str = "send",
+        action: Action | str = Action.SEND,
+        payload: Payload | None = None,
         locale: str | None = None,
         expires_in: timedelta | None = None,
         key: str | None = None,
     ) -> None:
+        """Queue one message. ``payload`` is the action's typed payload
+        (:mod:`delivery.actions`); without one it is made from ``buttons`` and, for
+        handlers written before payloads, from the context's ``_message_id`` or
+        ``_chat_id``/``_user_id``/``_window_ends`` keys, which never reach the template."""
         now = self.clock.now()
-        body = dict(context or {})
-        if buttons:
-            body["_buttons"] = buttons
+        kind = Action(action)
+        body = {k: v for k, v in (context or {}).items() if not k.startswith("_")}
+        if payload is None:
+            payload = _payload(kind, buttons, context or {})
         await self.outbox.add(
             [
                 message(
@@ -102,7 +109,8 @@ class Reply:
                     now=now,
                     program_id=program_id,
                     locale=locale or self.locale,
-                    action=action,
+                    action=kind,
+                    payload=payload,
                     expires_at=now + expires_in if expires_in else None,
                     key=key or self._key(),
                 )
@@ -128,12 +136,29 @@ class Reply:
         context: dict[str, Any] | None = None,
         **kw: Any,
     ) -> None:
-        body = {**(context or {}), "_message_id": message_id}
         kind = "user" if chat_id == self.user_id else "chat"
-        await self.send(kind, chat_id, template, body, action="edit", **kw)
+        payload = Edit(message_id, buttons_of(kw.pop("buttons", None)))
+        await self.send(
+            kind, chat_id, template, context, action=Action.EDIT, payload=payload, **kw
+        )
 
     async def error(self, code: str, **details: Any) -> None:
         await self.here("error", {"code": code, **ERROR_DEFAULTS, **details})
+
+
+def _payload(action: Action, buttons: Buttons | None, context: dict[str, Any]) -> Payload:
+    rows = buttons_of(buttons)
+    if action is Action.EDIT:
+        return Edit(int(context["_message_id"]), rows)
+    if action is Action.WELCOME_APPROVE:
+        ends = context["_window_ends"]
+        return WelcomeApprove(
+            int(context["_chat_id"]),
+            int(context["_user_id"]),
+            ends if isinstance(ends, datetime) else datetime.fromisoformat(ends),
+            rows,
+        )
+    return Post(rows)
 
 
 class ContextMiddleware(BaseMiddleware):

@@ -1,10 +1,12 @@
 """The Telegram side of the platform port: invites, membership, admin checks, join
-requests and sending outbox messages, each returning a typed outcome."""
+requests and sending outbox messages, each returning a typed outcome; Telegram's sending
+limits and its policy for refusals; and what Telegram can do (its join modes and the
+join-request DM window), as capabilities the engine reads."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -29,7 +31,8 @@ from aiogram.types import (
 )
 
 from bots.render import Renderer
-from delivery.outbox import OutboundMessage
+from delivery.actions import Action, Button, Buttons, Edit, WelcomeApprove
+from delivery.outbox import OutboundMessage, Refusal
 from delivery.port import (
     AdminResult,
     Delivered,
@@ -44,11 +47,27 @@ from delivery.port import (
     Unreachable,
     UnreachableReason,
 )
+from delivery.ratelimit import Limits
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# The one home of Telegram's join-request DM window: a bot may message a person who asked
+# to join for 5 minutes, and only until the request is approved or declined.
 JOIN_REQUEST_WINDOW = timedelta(minutes=5)
+# About 30 messages a second overall, 1 a second per chat (short bursts), 20 a minute per
+# group or channel (platform-facts.md); reads such as getChatMember are not limited.
+TELEGRAM_LIMITS = Limits(
+    global_per_second=30.0,
+    global_burst=30.0,
+    user_per_second=1.0,
+    user_burst=3.0,
+    chat_per_minute=20.0,
+    chat_burst=3.0,
+    chat_per_second=1.0,
+)
+TRANSIENT_RETRY = RetryAfter(5)  # a network or server error on a call the engine awaits
+DECISION_RETRY = RetryAfter(2)  # the same for approving or declining a join request
 WELCOME_MARGIN = timedelta(seconds=10)  # a welcome retried later must still fit the window
 MEMBER_STATUSES = {"creator", "administrator", "member"}
 ADMIN_STATUSES = {"creator", "administrator"}
@@ -94,6 +113,8 @@ class TelegramPort:
     """Implements :class:`delivery.port.PlatformPort` and :class:`delivery.outbox.Sender`."""
 
     platform = "telegram"
+    supported_join_modes = frozenset({"bot", "direct"})
+    join_request_window: timedelta | None = JOIN_REQUEST_WINDOW
 
     def __init__(
         self,
@@ -103,8 +124,10 @@ class TelegramPort:
         *,
         owners: frozenset[int] = frozenset(),
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        limits: Limits = TELEGRAM_LIMITS,
     ) -> None:
         self.bot = bot
+        self.limits = limits
         self.bot_username = bot_username
         self.renderer = renderer
         self.owners = owners
@@ -122,6 +145,15 @@ class TelegramPort:
         except (TelegramAPIError, TelegramNetworkError, TimeoutError, OSError) as exc:
             return classify(exc)
 
+    async def _ask(
+        self, call: Callable[[], Awaitable[T]], retry: RetryAfter = TRANSIENT_RETRY
+    ) -> T | Failure:
+        """A call the engine awaits. Its outcomes are only ``RetryAfter`` and
+        ``Unreachable``, so a transient failure (network trouble, a server error) becomes a
+        short ``RetryAfter`` here, the one place that decides so: the caller tries again."""
+        result = await self._call(call)
+        return retry if isinstance(result, TransientFailure) else result
+
     # --- PlatformPort ---------------------------------------------------------------
 
     async def create_invite(
@@ -129,24 +161,20 @@ class TelegramPort:
     ) -> InviteCreated | Failure:
         if destination.join_mode != "direct" or destination.kind == "bot":
             return InviteCreated(self.deep_link(code))
-        result = await self._call(
+        result = await self._ask(
             lambda: self.bot.create_chat_invite_link(
                 destination.destination_id, name=name[:32], creates_join_request=True
             )
         )
-        if isinstance(result, TransientFailure):
-            return RetryAfter(5)
         if isinstance(result, RetryAfter | Unreachable):
             return result
         return InviteCreated(result.invite_link)
 
     async def create_chat_link(self, chat_id: int) -> str | Failure:
         """A plain join link of the chat (friends in the through-the-bot mode)."""
-        result = await self._call(
+        result = await self._ask(
             lambda: self.bot.create_chat_invite_link(chat_id, name="inviteloop friends")
         )
-        if isinstance(result, TransientFailure):
-            return RetryAfter(5)
         if isinstance(result, RetryAfter | Unreachable):
             return result
         return result.invite_link
@@ -154,11 +182,9 @@ class TelegramPort:
     async def revoke_invite(self, destination: Destination, url: str) -> Delivered | Failure:
         if destination.join_mode != "direct" or "?start=" in url:
             return Delivered()
-        result = await self._call(
+        result = await self._ask(
             lambda: self.bot.revoke_chat_invite_link(destination.destination_id, url)
         )
-        if isinstance(result, TransientFailure):
-            return RetryAfter(5)
         if isinstance(result, RetryAfter | Unreachable):
             return result
         return Delivered()
@@ -170,11 +196,9 @@ class TelegramPort:
             # A bot subscription ends with a block, which Telegram always reports
             # (my_chat_member); there is nothing else to ask.
             return MembershipResult(Membership.MEMBER)
-        result = await self._call(
+        result = await self._ask(
             lambda: self.bot.get_chat_member(destination.destination_id, user_id)
         )
-        if isinstance(result, TransientFailure):
-            return RetryAfter(5)
         if isinstance(result, RetryAfter | Unreachable):
             return result
         inside = result.status in MEMBER_STATUSES or (
@@ -185,11 +209,9 @@ class TelegramPort:
     async def is_admin(self, destination: Destination, user_id: int) -> AdminResult | Failure:
         if destination.kind == "bot":
             return AdminResult(user_id in self.owners)
-        result = await self._call(
+        result = await self._ask(
             lambda: self.bot.get_chat_member(destination.destination_id, user_id)
         )
-        if isinstance(result, TransientFailure):
-            return RetryAfter(5)
         if isinstance(result, RetryAfter | Unreachable):
             return result
         return AdminResult(result.status in ADMIN_STATUSES)
@@ -210,9 +232,9 @@ class TelegramPort:
         method = (
             self.bot.approve_chat_join_request if approve else self.bot.decline_chat_join_request
         )
-        result = await self._call(lambda: method(destination.destination_id, user_id))
-        if isinstance(result, TransientFailure):
-            return RetryAfter(2)
+        result = await self._ask(
+            lambda: method(destination.destination_id, user_id), DECISION_RETRY
+        )
         if isinstance(result, Unreachable) and result.reason is UnreachableReason.REJECTED:
             # "HIDE_REQUESTER_MISSING": the request was already handled (or withdrawn).
             return Delivered()
@@ -223,29 +245,29 @@ class TelegramPort:
     # --- Sender -------------------------------------------------------------------
 
     async def send(self, message: OutboundMessage) -> SendResult:
-        context = message.context
         locale = message.locale
-        text = self.renderer.text(locale, message.template, **_public(context))
-        markup = self.keyboard(locale, context.get("_buttons"))
+        payload = message.payload
+        text = self.renderer.text(locale, message.template, **message.context)
+        markup = self.keyboard(locale, payload.buttons)
         chat_id = message.target_id
-        if message.action == "edit":
+        if isinstance(payload, Edit):
             edited = await self._call(
                 lambda: self.bot.edit_message_text(
                     text=text,
                     chat_id=chat_id,
-                    message_id=int(context["_message_id"]),
+                    message_id=payload.message_id,
                     parse_mode="HTML",
                     reply_markup=markup,
                     link_preview_options=LinkPreviewOptions(is_disabled=True),
                 )
             )
             if isinstance(edited, Unreachable) and "not modified" in edited.detail:
-                return Delivered(int(context["_message_id"]))
+                return Delivered(payload.message_id)
             if isinstance(edited, RetryAfter | Unreachable | TransientFailure):
                 return edited
-            return Delivered(int(context["_message_id"]))
-        if message.action == "welcome_approve":
-            return await self._welcome_then_approve(message, text, markup)
+            return Delivered(payload.message_id)
+        if isinstance(payload, WelcomeApprove):
+            return await self._welcome_then_approve(message, payload, text, markup)
         sent = await self._call(
             lambda: self.bot.send_message(
                 chat_id,
@@ -257,22 +279,33 @@ class TelegramPort:
         )
         if isinstance(sent, RetryAfter | Unreachable | TransientFailure):
             return sent
-        if message.action == "send_pin":
+        if message.action is Action.SEND_PIN:
             pinned = await self._call(lambda: self.bot.pin_chat_message(chat_id, sent.message_id))
             if not isinstance(pinned, bool):
                 logger.info("could not pin in %s: %s", chat_id, pinned)
         return Delivered(sent.message_id)
 
+    def pause_for(self, refusals: Sequence[Refusal]) -> float | None:
+        """Telegram's policy: several private chats refused in one drain mean the bot as a
+        whole is over its limit, so every send pauses for the shortest wait instead of
+        earning more 429s. Groups refuse on their own too (slow mode): that pauses only
+        them."""
+        private = [refusal.seconds for refusal in refusals if refusal.target_kind == "user"]
+        return min(private) if len(private) > 1 else None
+
     async def _welcome_then_approve(
-        self, message: OutboundMessage, text: str, markup: InlineKeyboardMarkup | None
+        self,
+        message: OutboundMessage,
+        request: WelcomeApprove,
+        text: str,
+        markup: InlineKeyboardMarkup | None,
     ) -> SendResult:
         """A join request: the welcome DM is possible only before the request is processed
         (the 5-minute window), so send it first, then approve. A ``retry_after`` on the
         welcome is waited out (the row comes back) while the window still allows it;
         otherwise the approval happens without the welcome, never held back by it. A
         welcome already delivered is not sent again when only the approval is retried."""
-        context = message.context
-        window_ends = datetime.fromisoformat(context["_window_ends"])
+        window_ends = request.window_ends
         now = self._now()
         if message.id not in self._welcomed and now < window_ends:
             sent = await self._call(
@@ -293,8 +326,7 @@ class TelegramPort:
             else:
                 self._remember_welcome(message.id, now)
         approved = await self.approve_join_request(
-            Destination("telegram", int(context["_chat_id"]), "channel", "direct"),
-            int(context["_user_id"]),
+            Destination("telegram", request.chat_id, "channel", "direct"), request.user_id
         )
         if isinstance(approved, RetryAfter | Unreachable):
             return approved  # a lost right or a gone chat is recorded on the row
@@ -309,29 +341,21 @@ class TelegramPort:
                 if when < cutoff:
                     del self._welcomed[key]
 
-    def keyboard(
-        self, locale: str | None, rows: list[list[dict[str, Any]]] | None
-    ) -> InlineKeyboardMarkup | None:
-        """Buttons from plain specs: ``{"label": macro, "args": {...}, "url"|"data"|"copy"}``."""
+    def keyboard(self, locale: str | None, rows: Buttons) -> InlineKeyboardMarkup | None:
+        """Telegram's inline keyboard for rows of plain button specs."""
         if not rows:
             return None
-        built: list[list[InlineKeyboardButton]] = []
-        for row in rows:
-            buttons = []
-            for spec in row:
-                label = self.renderer.label(locale, spec["label"], **spec.get("args", {}))
-                if "url" in spec:
-                    buttons.append(InlineKeyboardButton(text=label, url=spec["url"]))
-                elif "copy" in spec:
-                    buttons.append(
-                        InlineKeyboardButton(
-                            text=label, copy_text=CopyTextButton(text=spec["copy"][:256])
-                        )
-                    )
-                else:
-                    buttons.append(InlineKeyboardButton(text=label, callback_data=spec["data"]))
-            built.append(buttons)
-        return InlineKeyboardMarkup(inline_keyboard=built)
+        return InlineKeyboardMarkup(
+            inline_keyboard=[[self._button(locale, spec) for spec in row] for row in rows]
+        )
+
+    def _button(self, locale: str | None, spec: Button) -> InlineKeyboardButton:
+        label = self.renderer.label(locale, spec.label, **spec.args)
+        if spec.url is not None:
+            return InlineKeyboardButton(text=label, url=spec.url)
+        if spec.copy is not None:
+            return InlineKeyboardButton(text=label, copy_text=CopyTextButton(text=spec.copy[:256]))
+        return InlineKeyboardButton(text=label, callback_data=spec.data)
 
 
 def share_buttons(url: str, text: str) -> list[list[dict[str, Any]]]:
@@ -352,7 +376,3 @@ def share_buttons(url: str, text: str) -> list[list[dict[str, Any]]]:
         ],
         [{"label": "copy_link", "copy": url}],
     ]
-
-
-def _public(context: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in context.items() if not key.startswith("_")}

@@ -44,8 +44,8 @@ class Rig:
 
     def use_limits(self, limits: Limits) -> RateLimiter:
         """Give the outbox a fresh limiter with ``limits`` on the fake clock."""
-        self.outbox.limiter = RateLimiter(limits, self.monotonic)
-        return self.outbox.limiter
+        limiter = self.outbox.limiters[PLATFORM] = RateLimiter(limits, self.monotonic)
+        return limiter
 
     def sandbox_limits(self, enabled: bool = True) -> None:
         """Telegram's flood limits in the sandbox (30/s, 1/s per chat, 20/min per group)."""

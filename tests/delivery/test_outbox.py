@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from delivery.outbox import Priority
-from delivery.port import Destination, MembershipResult
-from delivery.ratelimit import Limits
+from delivery.actions import Action, Edit, WelcomeApprove, buttons_of
+from delivery.outbox import OutboundMessage, Priority, Refusal
+from delivery.port import Delivered, Destination, MembershipResult, RetryAfter, SendResult
+from delivery.ratelimit import Limits, RateLimiter
 from sandbox import SimChat, SimUser
-from tests.delivery.conftest import Rig
+from storage import outbox as store
+from tests.delivery.conftest import PLATFORM, Rig
 
 
 async def test_rows_go_out_answers_first_then_timed_then_notifications_then_bulk(
@@ -120,7 +124,7 @@ async def test_retry_after_is_honoured_for_that_chat_and_nothing_is_lost(rig: Ri
     assert row["attempts"] == 0  # a 429 is not a failed attempt
     assert row["last_error"] == "retry after 7s"
     assert row["next_attempt_at"] == rig.at(7)
-    assert rig.outbox.limiter.target_wait("user", ana.id) == 7
+    assert rig.outbox.limiter(PLATFORM).target_wait("user", ana.id) == 7
 
     rig.clock.advance(seconds=6.9)
     assert (await rig.drain()).sent == 0
@@ -181,7 +185,7 @@ async def test_many_private_chats_refused_at_once_pause_every_send(rig: Rig) -> 
     report = await rig.drain()
 
     assert report.sent == 0 and report.rate_limited == 1  # the bot waits as a whole
-    assert rig.outbox.limiter.global_wait() == 2
+    assert rig.outbox.limiter(PLATFORM).global_wait() == 2
     await rig.drain_all()
     assert rig.markers_to(readers[2]) == ["third"]
 
@@ -317,8 +321,8 @@ async def test_reads_are_not_held_back_by_the_sending_limits(rig: Rig) -> None:
         rig.world.add_member(group, r)
     await rig.add([rig.row(r.id, "hi") for r in readers])
     await rig.drain()
-    limiter = rig.outbox.limiter
-    assert limiter.global_room() == 0
+    limiter = rig.outbox.limiter(PLATFORM)
+    assert limiter.global_wait() > 0  # the second's thirty are spent
     wait = limiter.global_wait()
 
     destination = Destination("telegram", group.id, "supergroup", "direct")
@@ -326,7 +330,7 @@ async def test_reads_are_not_held_back_by_the_sending_limits(rig: Rig) -> None:
 
     assert all(isinstance(result, MembershipResult) for result in results)
     assert all(call.ok for call in rig.world.calls_of("getChatMember"))
-    assert limiter.global_wait() == wait and limiter.global_room() == 0
+    assert limiter.global_wait() == wait
 
 
 async def test_welcome_waits_out_a_short_retry_after_inside_the_join_window(rig: Rig) -> None:
@@ -394,14 +398,118 @@ def join_request(rig: Rig) -> tuple[SimChat, SimUser]:
 
 def welcome_row(rig: Rig, chat_id: int, user_id: int) -> dict[str, Any]:
     """What the join-request handler queues: welcome in the 5-minute window, then approve."""
-    row = rig.row(user_id, "welcome", priority=Priority.TIMED, action="welcome_approve")
     window_ends = rig.clock.now() + timedelta(minutes=5)
+    row = rig.row(
+        user_id,
+        "welcome",
+        priority=Priority.TIMED,
+        action=Action.WELCOME_APPROVE,
+        payload=WelcomeApprove(chat_id, user_id, window_ends),
+    )
     row["template"] = "join_welcome"
-    row["context"] = {
-        "program_title": "Daily Brief",
-        "referrer_name": "Ana",
-        "_window_ends": window_ends.isoformat(),
-        "_chat_id": chat_id,
-        "_user_id": user_id,
-    }
+    row["context"] = {"program_title": "Daily Brief", "referrer_name": "Ana"}
     return row
+
+
+async def test_a_malformed_row_fails_alone_and_the_rest_go_out(rig: Rig) -> None:
+    ana, ben = await rig.reader("Ana"), await rig.reader("Ben")
+    bad = rig.row(ana.id, "bad")
+    bad["action"], bad["payload"] = "edit", None  # an edit that says not what to edit
+    odd = rig.row(ana.id, "odd")
+    odd["action"] = "shout"  # written by a newer (or broken) version
+    await rig.add([bad, odd, rig.row(ben.id, "fine")])
+
+    reports = await rig.drain_all()
+
+    assert sum(r.malformed for r in reports) == 2
+    rows = {r["idempotency_key"] or r["id"]: r for r in await rig.rows()}
+    states = sorted((r["state"], r["last_error"] or "") for r in rows.values())
+    assert states == [
+        ("failed", "malformed row: action edit: payload lacks 'message_id'"),
+        ("failed", "malformed row: unknown action 'shout'"),
+        ("sent", ""),
+    ]
+    assert rig.markers_to(ben) == ["fine"] and rig.markers_to(ana) == []
+
+
+async def test_a_row_queued_before_payloads_is_still_sent_with_its_buttons(rig: Rig) -> None:
+    ana = await rig.reader("Ana")
+    old = rig.row(ana.id, "old")
+    old["context"] = {
+        **old["context"],
+        "_buttons": [[{"label": "get_link", "url": "https://t.me/outboxbot?start=go_1"}]],
+    }
+    async with rig.db.write() as conn:  # as an older version stored it: no payload
+        await store.enqueue(conn, [{**old, "payload": None}])
+
+    await rig.drain_all()
+
+    [sent] = rig.world.sent_messages(rig.sim, ana)
+    assert "old" in (sent.text or "")
+    assert [b["url"] for b in sent.inline_buttons] == ["https://t.me/outboxbot?start=go_1"]
+
+
+async def test_an_edit_changes_the_message_its_payload_names(rig: Rig) -> None:
+    ana = await rig.reader("Ana")
+    await rig.add([rig.row(ana.id, "before")])
+    await rig.drain_all()
+    [first] = await rig.rows()
+
+    edit = rig.row(
+        ana.id,
+        "after",
+        action=Action.EDIT,
+        payload=Edit(first["message_id"], buttons_of([[{"label": "copy_link", "copy": "x"}]])),
+    )
+    await rig.add([edit])
+    await rig.drain_all()
+
+    [message] = rig.world.sent_messages(rig.sim, ana)
+    assert "after" in (message.text or "")
+    assert message.inline_buttons[0]["copy_text"] == {"text": "x"}
+    assert [r["message_id"] for r in await rig.rows()] == [first["message_id"]] * 2
+
+
+@dataclass
+class OtherPlatform:
+    """A second platform whose sender refuses everyone and never pauses the whole bot."""
+
+    platform: str = "other"
+    limits: Limits = field(default_factory=Limits)
+    sent: list[int] = field(default_factory=list)
+    asked: list[list[Refusal]] = field(default_factory=list)
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        self.sent.append(message.target_id)
+        return RetryAfter(4) if len(self.sent) <= 3 else Delivered(len(self.sent))
+
+    def pause_for(self, refusals: Sequence[Refusal]) -> float | None:
+        self.asked.append(list(refusals))
+        return None
+
+
+async def test_each_platform_has_its_own_limiter_and_its_own_policy_for_refusals(
+    rig: Rig,
+) -> None:
+    other = OtherPlatform()
+    rig.outbox.add_sender(other)
+    rig.outbox.limiters["other"] = RateLimiter(Limits(), rig.monotonic)
+    readers = [await rig.reader(f"R{i}") for i in range(3)]
+    for r in readers[:2]:
+        rig.world.inject_fault("sendMessage", chat=r, retry_after=2)
+    rows = [rig.row(r.id, "tg") for r in readers[:2]]
+    for user in (1, 2, 3):
+        row = rig.row(user, "other")
+        row["platform"] = "other"
+        rows.append(row)
+    await rig.add(rows)
+
+    await rig.drain()
+
+    assert [len(refused) for refused in other.asked] == [3]
+    assert rig.outbox.limiter("telegram").global_wait() == 2  # Telegram's rule: pause all
+    assert rig.outbox.limiter("other").global_wait() == 0  # the other platform's: only them
+    assert rig.outbox.limiter("other").target_wait("user", 1) == 4
+    await rig.drain_all()
+    assert sorted(other.sent[3:]) == [1, 2, 3]
+    assert sorted(rig.markers()) == ["tg", "tg"]

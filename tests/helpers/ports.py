@@ -1,9 +1,11 @@
-"""A typed in-memory platform for engine tests: it records what it was asked and answers
-like a platform would. (Bot tests use the sandbox Bot API server instead.)"""
+"""The one typed in-memory platform of the tests and the benchmarks: it records what it
+was asked and answers at once, like a platform would. (Bot tests use the sandbox Bot API
+server instead.) ``benchmarks/`` import it too, to measure the engine without a network."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from delivery.port import (
     AdminResult,
@@ -24,6 +26,8 @@ class FakePlatform:
 
     platform: str = "telegram"
     bot_username: str = "loopbot"
+    supported_join_modes: frozenset[str] = frozenset({"bot", "direct"})
+    join_request_window: timedelta | None = timedelta(minutes=5)
     members: dict[int, set[int]] = field(default_factory=dict)
     admins: dict[int, set[int]] = field(default_factory=dict)
     membership_failures: dict[int, Failure] = field(default_factory=dict)
