@@ -113,8 +113,8 @@ def _quiet_logging(verbose: bool) -> Iterator[None]:
 
 async def _main(path: Path) -> None:
     # Imported here: aiogram and friends take a few seconds to import.
+    from referrals.clock import FakeClock
     from sandbox import DatetimeClock, RateLimits, SandboxServer, World
-    from storage.clock import FakeClock
 
     clock = FakeClock()
     # The sandbox's flood limits would measure the fake clock (which only jumps), so they

@@ -35,9 +35,9 @@ from delivery.adapter import BotAdapter, ChatPort, Job, JobReport
 from delivery.inbox import Inbox
 from delivery.outbox import Outbox
 from delivery.ratelimit import Limits, RateLimiter
+from referrals.clock import Clock, SystemClock
 from referrals.people import People
 from referrals.service import ReferralService
-from storage.clock import Clock, SystemClock
 from storage.database import Database, DatabaseURLError, normalise_url
 from storage.migrate import current_revision, head_revision, upgrade
 

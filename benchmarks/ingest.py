@@ -60,9 +60,9 @@ from sqlalchemy import event as sa_event  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from referrals.clock import SystemClock  # noqa: E402
 from referrals.models import JoinEvent, Person  # noqa: E402
 from referrals.service import ReferralService  # noqa: E402
-from storage.clock import SystemClock  # noqa: E402
 from storage.database import SQLITE_CACHE_KIB, Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from tests.helpers.ports import FakePlatform  # noqa: E402

@@ -70,11 +70,11 @@ from sqlalchemy import func, select  # noqa: E402
 
 from delivery.ratelimit import Limits, RateLimiter  # noqa: E402
 from main import Application, Settings, tune_garbage_collector  # noqa: E402
+from referrals.clock import SystemClock  # noqa: E402
 from referrals.models import JoinEvent, Person  # noqa: E402
 from referrals.service import ReferralService  # noqa: E402
 from sandbox import RateLimits, SandboxServer, SimBot, SimChat, SimUser, World  # noqa: E402
 from storage import outbox as db_outbox  # noqa: E402
-from storage.clock import SystemClock  # noqa: E402
 from storage.database import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.schema import join_requests, people, referrals  # noqa: E402

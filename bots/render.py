@@ -11,9 +11,8 @@ in its own escaping *flavour*:
   can format a message or ping anyone.
 
 Button labels are macros in ``labels.html.j2`` and the command menu's descriptions macros
-in ``commands.html.j2``; both are plain text on every platform. ``LOCALES`` and
-``pick_locale`` are the one list of languages and the one way of choosing among them for
-everything in ``bots/``.
+in ``commands.html.j2``; both are plain text on every platform. The list of languages and
+how one is chosen have their one home in ``referrals.locale``.
 """
 
 from __future__ import annotations
@@ -28,9 +27,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from referrals.locale import LOCALES, pick_locale
+
 TEMPLATES = Path(__file__).parent / "templates"
-LOCALES = ("en", "id")
-DEFAULT_LOCALE = "en"
 MACRO_FILES = ("labels", "commands")  # macros, not messages
 
 Flavour = Literal["telegram", "discord"]
@@ -42,16 +41,6 @@ _BIDI_CONTROLS = dict.fromkeys(
     [*range(0x202A, 0x202F), *range(0x2066, 0x206A)],
     None,
 )
-
-
-def pick_locale(*candidates: str | None) -> str:
-    """The first supported language among ``candidates`` (``id-ID`` counts as ``id``)."""
-    for candidate in candidates:
-        if candidate:
-            short = candidate.split("-")[0].lower()
-            if short in LOCALES:
-                return short
-    return DEFAULT_LOCALE
 
 
 class Renderer:

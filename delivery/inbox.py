@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from delivery.port import Clock
 from storage import outbox as db_outbox
-from storage.clock import Clock, ensure_utc
 from storage.database import Database
 
 FIRST_RETRY = timedelta(minutes=1)
@@ -72,7 +72,7 @@ class Inbox:
                 row["update_id"],
                 row["payload"],
                 row["attempts"],
-                ensure_utc(row["next_attempt_at"]),
+                row["next_attempt_at"],
             )
             for row in rows
         ]

@@ -50,6 +50,7 @@ from typing import Any, Protocol
 from delivery import actions
 from delivery.actions import Action, MalformedRow, Payload
 from delivery.port import (
+    Clock,
     Delivered,
     RetryAfter,
     SendResult,
@@ -62,7 +63,6 @@ from storage import jobs as db_jobs
 from storage import outbox as db_outbox
 from storage import people as db_people
 from storage.batch import Batcher
-from storage.clock import Clock
 from storage.database import Database
 
 logger = logging.getLogger(__name__)
@@ -132,8 +132,13 @@ class OutboundMessage:
     payload: Payload
     template: str
     context: dict[str, Any]  # the template's context only
-    locale: str | None
+    locales: tuple[str, ...]  # the language candidates, most wanted first
     attempts: int
+
+    @property
+    def locale(self) -> str | None:
+        """The most wanted language (the adapter picks the first one it has texts in)."""
+        return self.locales[0] if self.locales else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,18 +487,21 @@ def _outbound(row: Mapping[str, Any]) -> OutboundMessage:
         payload=payload,
         template=row["template"],
         context=context,
-        locale=_locale(row),
+        locales=_locales(row),
         attempts=row["attempts"],
     )
 
 
-def _locale(row: Mapping[str, Any]) -> str | None:
-    for candidate in (
-        row.get("locale"),
-        row.get("person_language"),
-        row.get("person_platform_language"),
-        row.get("program_locale"),
-    ):
-        if candidate:
-            return str(candidate).split("-")[0].lower()
-    return None
+def _locales(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """The message's own language, the person's choice, their app's, the program's: the
+    adapter renders in the first of these it has texts in (``referrals.locale``)."""
+    return tuple(
+        str(candidate)
+        for candidate in (
+            row.get("locale"),
+            row.get("person_language"),
+            row.get("person_platform_language"),
+            row.get("program_locale"),
+        )
+        if candidate
+    )

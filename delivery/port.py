@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 
@@ -71,6 +71,14 @@ class AdminResult:
 
 
 @dataclass(frozen=True, slots=True)
+class PostRights:
+    """What the bot may do in a destination's chat: post there, and pin what it posts."""
+
+    may_post: bool
+    may_pin: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Destination:
     """Where a program lives on its platform, as plain values."""
 
@@ -82,6 +90,13 @@ class Destination:
 
 
 Failure = RetryAfter | Unreachable
+
+
+class Clock(Protocol):
+    """Anything that tells the current time as a timezone-aware UTC datetime (the engine's
+    ``referrals.clock`` has the real and the fake one; delivery only reads the time)."""
+
+    def now(self) -> datetime: ...
 
 
 class PlatformPort(Protocol):
@@ -114,6 +129,10 @@ class PlatformPort(Protocol):
 
     async def is_admin(self, destination: Destination, user_id: int) -> AdminResult | Failure:
         """Whether ``user_id`` may manage the destination's program."""
+        ...
+
+    async def post_rights(self, destination: Destination) -> PostRights | Failure:
+        """Whether the bot may post (and pin) in the destination's chat now."""
         ...
 
     async def approve_join_request(

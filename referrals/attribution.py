@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from delivery.outbox import Priority, message
 from delivery.port import Membership, MembershipResult, RetryAfter, Unreachable
 from referrals import joins, requests, transitions
+from referrals.clock import ensure_utc
 from referrals.context import Engine
 from referrals.links import note_person
 from referrals.models import (
@@ -50,12 +51,10 @@ from storage import outbox as db_outbox
 from storage import programs as db_programs
 from storage import referrals as db_referrals
 from storage.batch import Batcher
-from storage.clock import ensure_utc
 
 logger = logging.getLogger(__name__)
 
 MEMBERSHIP_CHECKS_AT_ONCE = 10
-HUMAN_CHECK_WINDOW = requests.HUMAN_CHECK_WINDOW
 HUMAN_CHECK_PATIENCE = timedelta(hours=24)
 SUBSCRIPTION = "bot"  # the program kind of a newsletter that is the bot itself
 
@@ -245,8 +244,17 @@ class AttributionService:
         )
 
     async def _process_requests(self, batch: list[requests.JoinRequest]) -> list[requests.Result]:
+        windows = {platform: self._check_window(platform) for platform in self._engine.ports}
         async with self._engine.db.write() as conn:
-            return await requests.decide_join_requests(conn, batch, self._engine.clock.now())
+            return await requests.decide_join_requests(
+                conn, batch, self._engine.clock.now(), windows
+            )
+
+    def _check_window(self, platform: str) -> timedelta | None:
+        """How long after a join request its human check may be offered on ``platform``
+        (its port tells how long the bot may write to a requester)."""
+        port = self._engine.ports.get(platform)
+        return requests.check_window(getattr(port, "join_request_window", None))
 
     async def pass_human_check(self, program_id: int, user_id: int) -> PassedCheck | None:
         """The person pressed the check button: their request is to be approved. None when
@@ -282,7 +290,12 @@ class AttributionService:
         Returns (approved, declined)."""
         now = ensure_utc(now) if now else self._engine.clock.now()
         async with self._engine.db.read() as conn:
-            rows = await db_requests.unsettled_join_requests(conn, now, now - HUMAN_CHECK_WINDOW)
+            # Requests younger than the longest check window may have a check that failed.
+            young = max(
+                (w for p in self._engine.ports if (w := self._check_window(p))), default=None
+            )
+            since = now - (young or timedelta(0))
+            rows = await db_requests.unsettled_join_requests(conn, now, since)
             keys = {
                 (row["program_id"], row["user_id"]): human_check_key(
                     row["program_id"], row["user_id"], row["requested_at"]

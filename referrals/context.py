@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from delivery.port import AdminResult, PlatformPort
+from referrals.clock import Clock
 from referrals.models import NotAllowed, PlatformUnavailable, Program
-from storage.clock import Clock
 from storage.database import Database
 
 

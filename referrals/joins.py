@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from delivery.outbox import Priority, message
 from referrals import transitions
+from referrals.clock import ensure_utc
 from referrals.models import (
     JoinEvent,
     JoinOutcome,
@@ -35,7 +36,6 @@ from storage import members as db_members
 from storage import outbox as db_outbox
 from storage import programs as db_programs
 from storage import referrals as db_referrals
-from storage.clock import ensure_utc
 
 logger = logging.getLogger(__name__)
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from referrals.clock import Clock
 from referrals.locale import LOCALES, pick_locale
 from referrals.text import clean_name
 from storage import people as db_people
 from storage.batch import Batcher
-from storage.clock import Clock
 from storage.database import Database
 
 

@@ -8,13 +8,14 @@ statements, like joins (referrals/joins.py): on SQLite one writer serves everyon
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from referrals.clock import ensure_utc
 from referrals.models import JoinRequestOutcome, Person, ProgramNotFound, RequestStatus
 from referrals.programs import program_from_row
 from referrals.text import clean_name
@@ -23,9 +24,19 @@ from storage import links as db_links
 from storage import members as db_members
 from storage import people as db_people
 from storage import programs as db_programs
-from storage.clock import ensure_utc
 
-HUMAN_CHECK_WINDOW = timedelta(minutes=4)  # the DM window is 5 minutes; keep a margin
+# The human check must reach the requester while the platform lets the bot write to them
+# (the port's ``join_request_window``); it is offered only this much before that ends.
+CHECK_MARGIN = timedelta(minutes=1)
+
+
+def check_window(dm_window: timedelta | None) -> timedelta | None:
+    """How long after a request its human check may still be offered (None: never, the
+    platform gives no window to write to a requester)."""
+    if dm_window is None or dm_window <= CHECK_MARGIN:
+        return None
+    return dm_window - CHECK_MARGIN
+
 
 Result = JoinRequestOutcome | Exception
 
@@ -39,9 +50,13 @@ class JoinRequest:
 
 
 async def decide_join_requests(
-    conn: AsyncConnection, batch: Sequence[JoinRequest], now: datetime
+    conn: AsyncConnection,
+    batch: Sequence[JoinRequest],
+    now: datetime,
+    windows: Mapping[str, timedelta | None],
 ) -> list[Result]:
     """Record ``batch`` in the open transaction; one result per request, in order.
+    ``windows`` maps a platform to how long after a request a human check may be offered.
 
     A person asking twice in one batch is decided in a second round, after the first."""
     results: list[Result | None] = [None] * len(batch)
@@ -63,7 +78,7 @@ async def decide_join_requests(
             else:
                 results[index] = ProgramNotFound(f"no program {batch[index].program_id}")
         if todo:
-            decided = await _decide_round(conn, [batch[i] for i in todo], programs, now)
+            decided = await _decide_round(conn, [batch[i] for i in todo], programs, now, windows)
             for index, outcome in zip(todo, decided, strict=True):
                 results[index] = outcome
     return [r if r is not None else RuntimeError("request not processed") for r in results]
@@ -74,6 +89,7 @@ async def _decide_round(
     requests: Sequence[JoinRequest],
     program_rows: dict[int, Any],
     now: datetime,
+    windows: Mapping[str, timedelta | None],
 ) -> list[JoinRequestOutcome]:
     """Requests of distinct people."""
     programs = {pid: program_from_row(row) for pid, row in program_rows.items()}
@@ -147,9 +163,11 @@ async def _decide_round(
             outcomes[index] = JoinRequestOutcome(status, program, referrer_id, name)
             continue
         contact = contacts.get((program.platform, request.person.user_id))
+        window = windows.get(program.platform)
         check = (
             program.human_check
-            and now < at + HUMAN_CHECK_WINDOW
+            and window is not None
+            and now < at + window
             and not (contact and contact["blocked_at"] is not None)
         )
         if earlier is not None and earlier["state"] == "approved":
@@ -159,7 +177,7 @@ async def _decide_round(
             "link_id": link_id,
             "state": "awaiting_check" if check else "approved",
             "requested_at": at,
-            "check_until": at + HUMAN_CHECK_WINDOW if check else None,
+            "check_until": at + window if check and window is not None else None,
             "decided_at": None if check else now,
         }
         if earlier is None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from delivery.port import PlatformPort
 from referrals.attribution import AttributionService, PassedCheck, human_check_key
+from referrals.clock import Clock
 from referrals.context import Engine
 from referrals.links import LinkService, normalise_label
 from referrals.models import (
@@ -44,7 +45,6 @@ from referrals.privacy import PrivacyService
 from referrals.programs import ProgramService
 from referrals.receipts import ReceiptService
 from referrals.review import ReviewService
-from storage.clock import Clock
 from storage.database import Database
 
 __all__ = ["PassedCheck", "ReferralService", "human_check_key", "normalise_label"]

@@ -13,8 +13,8 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import text
 
+from referrals.clock import FakeClock
 from referrals.service import ReferralService
-from storage.clock import FakeClock
 from storage.database import Database
 from storage.migrate import upgrade
 from tests.helpers.ports import FakePlatform

@@ -1,5 +1,6 @@
-"""DESIGN.md's rule of the house: services never import aiogram or discord, and only
-storage/ holds SQL."""
+"""DESIGN.md's rules of the house: services never import aiogram or discord, only storage/
+holds SQL, adapters never reach storage/ and reach their platform only through their own
+library (and the engine only through services and the port)."""
 
 from __future__ import annotations
 
@@ -75,3 +76,37 @@ def test_delivery_imports_only_storage() -> None:
         if name.split(".")[0] in ours
     ]
     assert offenders == []
+
+
+def test_bots_import_nothing_of_storage() -> None:
+    """Adapters call services; they never open transactions or run queries (the clock
+    belongs with the domain: ``referrals.clock``)."""
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in _python_files("bots")
+        for name in _imports(path)
+        if name.split(".")[0] == "storage"
+    ]
+    assert offenders == []
+
+
+def test_each_adapter_reaches_only_its_own_platform_library() -> None:
+    """bots/telegram speaks aiogram, bots/discord discord.py; the shared views and the
+    renderer speak neither."""
+    allowed = {"telegram": {"aiogram"}, "discord": {"discord"}}
+    offenders = []
+    for path in _python_files("bots"):
+        part = path.relative_to(ROOT / "bots").parts[0]
+        own = allowed.get(part, set())
+        for name in _imports(path):
+            top = name.split(".")[0]
+            if top in PLATFORM_LIBS and top not in own:
+                offenders.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert offenders == []
+
+
+def test_the_shared_views_are_plain_values() -> None:
+    """What the templates receive is built outside any adapter, from the engine's values."""
+    for name in ("views.py", "render.py"):
+        imported = {n.split(".")[0] for n in _imports(ROOT / "bots" / name)}
+        assert not imported & {"aiogram", "discord", "storage", "sandbox"}, (name, imported)

@@ -47,9 +47,10 @@ from bots.telegram.port import TelegramPort
 from delivery.adapter import Job, JobReport
 from delivery.inbox import Inbox, KeptUpdate
 from delivery.outbox import Outbox
+from referrals.clock import Clock
+from referrals.locale import DEFAULT_LOCALE, LOCALES
 from referrals.people import People
 from referrals.service import ReferralService
-from storage.clock import Clock
 
 logger = logging.getLogger(__name__)
 
@@ -169,8 +170,6 @@ class TelegramBot:
         """The command menu: English by default, and each other language for the people
         whose Telegram is set to it."""
         from aiogram.types import BotCommandScopeDefault
-
-        from bots.render import DEFAULT_LOCALE, LOCALES
 
         for locale in LOCALES:
             commands = [

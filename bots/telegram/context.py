@@ -6,32 +6,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update, User
 
-from delivery.actions import Action, Edit, Payload, Post, WelcomeApprove, buttons_of
+from bots import views
+from delivery.actions import Action, Edit, Payload, Post, buttons_of
 from delivery.outbox import Outbox, Priority, message
+from referrals.clock import Clock
 from referrals.models import Person, Program
 from referrals.people import People
 from referrals.service import ReferralService
 from referrals.text import clean_name
-from storage.clock import Clock
 
 PLATFORM = "telegram"
 Buttons = list[list[dict[str, Any]]]  # plain specs, see delivery.actions.Button
-# What the ``error`` template reads besides ``code`` (a bad setting fills them in).
-ERROR_DEFAULTS: dict[str, Any] = {
-    "key": "",
-    "message": "",
-    "problem": "",
-    "low": None,
-    "high": None,
-    "optional": False,
-    "options": [],
-}
 
 
 def first_name(user: User) -> str:
@@ -88,15 +79,15 @@ class Reply:
         expires_in: timedelta | None = None,
         key: str | None = None,
     ) -> None:
-        """Queue one message. ``payload`` is the action's typed payload
-        (:mod:`delivery.actions`); without one it is made from ``buttons`` and, for
-        handlers written before payloads, from the context's ``_message_id`` or
-        ``_chat_id``/``_user_id``/``_window_ends`` keys, which never reach the template."""
+        """Queue one message: ``context`` is the template's, ``payload`` the action's typed
+        payload (:mod:`delivery.actions`); a plain send or pin may give just ``buttons``."""
         now = self.clock.now()
         kind = Action(action)
-        body = {k: v for k, v in (context or {}).items() if not k.startswith("_")}
+        body = dict(context or {})
         if payload is None:
-            payload = _payload(kind, buttons, context or {})
+            if kind not in (Action.SEND, Action.SEND_PIN):
+                raise ValueError(f"{kind} needs its payload")
+            payload = Post(buttons_of(buttons))
         await self.outbox.add(
             [
                 message(
@@ -143,22 +134,7 @@ class Reply:
         )
 
     async def error(self, code: str, **details: Any) -> None:
-        await self.here("error", {"code": code, **ERROR_DEFAULTS, **details})
-
-
-def _payload(action: Action, buttons: Buttons | None, context: dict[str, Any]) -> Payload:
-    rows = buttons_of(buttons)
-    if action is Action.EDIT:
-        return Edit(int(context["_message_id"]), rows)
-    if action is Action.WELCOME_APPROVE:
-        ends = context["_window_ends"]
-        return WelcomeApprove(
-            int(context["_chat_id"]),
-            int(context["_user_id"]),
-            ends if isinstance(ends, datetime) else datetime.fromisoformat(ends),
-            rows,
-        )
-    return Post(rows)
+        await self.here("error", views.error(code, **details))
 
 
 class ContextMiddleware(BaseMiddleware):

@@ -24,6 +24,7 @@ from aiogram.exceptions import (
     TelegramUnauthorizedError,
 )
 from aiogram.types import (
+    ChatMemberUnion,
     CopyTextButton,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -41,6 +42,7 @@ from delivery.port import (
     InviteCreated,
     Membership,
     MembershipResult,
+    PostRights,
     RetryAfter,
     SendResult,
     TransientFailure,
@@ -48,6 +50,7 @@ from delivery.port import (
     UnreachableReason,
 )
 from delivery.ratelimit import Limits
+from referrals.locale import pick_locale
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -216,6 +219,18 @@ class TelegramPort:
             return result
         return AdminResult(result.status in ADMIN_STATUSES)
 
+    async def post_rights(self, destination: Destination) -> PostRights | Failure:
+        """What the bot's own membership lets it do in the chat (a channel needs the post
+        right, and editing to pin; in groups an admin posts, and pins with the pin right)."""
+        if destination.kind == "bot":
+            return PostRights(False, False)
+        me = await self._ask(
+            lambda: self.bot.get_chat_member(destination.destination_id, self.bot.id)
+        )
+        if isinstance(me, RetryAfter | Unreachable):
+            return me
+        return post_rights(me, destination.kind)
+
     async def approve_join_request(
         self, destination: Destination, user_id: int
     ) -> Delivered | Failure:
@@ -245,7 +260,7 @@ class TelegramPort:
     # --- Sender -------------------------------------------------------------------
 
     async def send(self, message: OutboundMessage) -> SendResult:
-        locale = message.locale
+        locale = pick_locale(*message.locales)
         payload = message.payload
         text = self.renderer.text(locale, message.template, **message.context)
         markup = self.keyboard(locale, payload.buttons)
@@ -356,6 +371,25 @@ class TelegramPort:
         if spec.copy is not None:
             return InlineKeyboardButton(text=label, copy_text=CopyTextButton(text=spec.copy[:256]))
         return InlineKeyboardButton(text=label, callback_data=spec.data)
+
+
+def post_rights(member: ChatMemberUnion, chat_type: str) -> PostRights:
+    """(may post, may pin) for the bot as ``member`` of a chat of ``chat_type``."""
+    status = member.status
+    if chat_type == "channel":
+        if status != "administrator":
+            return PostRights(False, False)
+        return PostRights(
+            bool(getattr(member, "can_post_messages", False)),
+            bool(getattr(member, "can_edit_messages", False)),
+        )
+    if status == "administrator":
+        return PostRights(True, bool(getattr(member, "can_pin_messages", False)))
+    if status == "member":
+        return PostRights(True, False)
+    if status == "restricted":
+        return PostRights(bool(getattr(member, "can_send_messages", False)), False)
+    return PostRights(False, False)
 
 
 def share_buttons(url: str, text: str) -> list[list[dict[str, Any]]]:

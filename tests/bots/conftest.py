@@ -15,9 +15,9 @@ import pytest_asyncio
 
 from delivery.ratelimit import Limits
 from main import Application, Settings
+from referrals.clock import FakeClock
 from sandbox import DatetimeClock, RateLimits, SandboxServer, SimBot, SimChat, SimUser, World
 from storage import outbox as outbox_store
-from storage.clock import FakeClock
 from storage.migrate import upgrade
 
 

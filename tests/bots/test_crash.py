@@ -13,10 +13,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from referrals.clock import SystemClock
 from referrals.models import Person
 from referrals.service import ReferralService
 from sandbox import SandboxServer, SimChat, SimMessage, SimUser, World
-from storage.clock import SystemClock
 from storage.database import Database
 
 INVITELOOP = str(Path(sys.executable).parent / "inviteloop")

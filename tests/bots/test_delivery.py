@@ -18,10 +18,10 @@ from sqlalchemy import select
 from delivery.outbox import DrainReport
 from delivery.ratelimit import Limits
 from main import Application, Settings
+from referrals.clock import FakeClock
 from sandbox import DatetimeClock, RateLimits, SandboxServer, SimBot, SimChat, SimUser, World
 from storage import outbox as outbox_store
 from storage import people as people_store
-from storage.clock import FakeClock
 from storage.migrate import upgrade
 from storage.schema import join_requests, referrals
 

@@ -18,9 +18,10 @@ import pytest
 from jinja2 import meta
 from jinja2.runtime import Macro
 
-from bots.render import LOCALES, MACRO_FILES, TEMPLATES, Renderer
+from bots.render import MACRO_FILES, TEMPLATES, Renderer
 from bots.telegram.app import READER_COMMANDS
-from bots.telegram.context import ERROR_DEFAULTS
+from bots.views import ERROR_DEFAULTS
+from referrals.locale import LOCALES
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_PACKAGES = ("bots", "referrals", "delivery", "rewards", "leaderboard")

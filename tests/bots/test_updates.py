@@ -412,28 +412,3 @@ async def test_a_friends_join_waits_behind_their_kept_start_so_the_reader_still_
     assert (await harness.tick())["inbox"] == (2, 0)
     rows = await table_rows(harness, referrals)
     assert [(r["referred_id"], r["referrer_id"]) for r in rows] == [(bob.id, ana.id)]
-
-
-def test_the_bot_keeps_updates_through_the_inbox_service_and_imports_no_storage() -> None:
-    """DESIGN.md: adapters call services and never open transactions (the clock is the one
-    thing of storage/ they may still import, until it moves)."""
-    import ast
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    offenders = []
-    for path in sorted((root / "bots").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            offenders += [
-                f"{path.relative_to(root)}: {name}"
-                for name in names
-                if name.split(".")[0] == "storage"
-                and name not in ("storage", "storage.clock")
-                and not name.startswith("storage.clock.")
-            ]
-    assert offenders == []

@@ -19,10 +19,10 @@ from bots.render import Renderer
 from bots.telegram.port import TelegramPort
 from delivery.outbox import DrainReport, Outbox, Priority, message
 from delivery.ratelimit import Limits, RateLimiter
+from referrals.clock import FakeClock
 from sandbox import ApiCall, DatetimeClock, RateLimits, SandboxServer, SimBot, SimUser, World
 from storage import outbox as store
 from storage import people as people_store
-from storage.clock import FakeClock
 from storage.database import Database
 
 PLATFORM = "telegram"

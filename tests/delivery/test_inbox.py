@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from delivery.inbox import Inbox
+from referrals.clock import FakeClock
 from storage import outbox as store
-from storage.clock import FakeClock
 from storage.database import Database
 
 

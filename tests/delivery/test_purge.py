@@ -13,9 +13,9 @@ from sqlalchemy import insert, update
 
 from delivery.outbox import Outbox, Priority, message
 from main import Application, Settings
+from referrals.clock import FakeClock
 from referrals.service import human_check_key
 from storage import outbox as store
-from storage.clock import FakeClock
 from storage.database import Database
 from storage.migrate import upgrade
 from storage.schema import job_claims, join_requests, outbox, programs

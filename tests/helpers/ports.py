@@ -15,6 +15,7 @@ from delivery.port import (
     InviteCreated,
     Membership,
     MembershipResult,
+    PostRights,
     RetryAfter,
     Unreachable,
 )
@@ -66,6 +67,9 @@ class FakePlatform:
 
     async def is_admin(self, destination: Destination, user_id: int) -> AdminResult | Failure:
         return AdminResult(user_id in self.admins.get(destination.destination_id, set()))
+
+    async def post_rights(self, destination: Destination) -> PostRights | Failure:
+        return PostRights(True, destination.kind != "bot")
 
     async def approve_join_request(
         self, destination: Destination, user_id: int

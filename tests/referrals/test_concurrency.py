@@ -7,9 +7,9 @@ import random
 
 from sqlalchemy import func, select
 
+from referrals.clock import FakeClock
 from referrals.models import JoinStatus
 from referrals.service import ReferralService
-from storage.clock import FakeClock
 from storage.database import Database
 from storage.schema import join_attempts, referrals
 from tests.helpers.factories import join, make_program, person

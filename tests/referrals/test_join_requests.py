@@ -8,10 +8,10 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from referrals.clock import FakeClock
 from referrals.models import RequestStatus
 from referrals.service import ReferralService
 from storage import people as people_store
-from storage.clock import FakeClock
 from storage.database import Database
 from storage.schema import join_requests, members
 from tests.helpers.factories import make_program, person

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
+from referrals.clock import FakeClock
 from referrals.models import JoinStatus, Reason, RememberStatus
 from referrals.service import ReferralService
-from storage.clock import FakeClock
 from storage.database import Database
 from tests.helpers.factories import join, make_program, person
 from tests.helpers.rows import attempt_rows, counts_row, event_kinds, referral_rows

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from delivery.port import RetryAfter, Unreachable, UnreachableReason
+from referrals.clock import FakeClock
 from referrals.models import JoinStatus, LeaveEvent, LeaveStatus, Reason
 from referrals.service import ReferralService
-from storage.clock import FakeClock
 from storage.database import Database
 from tests.helpers.factories import CHANNEL_ID, join, make_program, person
 from tests.helpers.ports import FakePlatform

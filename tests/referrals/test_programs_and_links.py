@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from delivery.port import RetryAfter
+from referrals.clock import FakeClock
 from referrals.links import MAX_LINKS_PER_READER
 from referrals.models import (
     BadLabel,
@@ -16,7 +17,6 @@ from referrals.models import (
     TooManyLinks,
 )
 from referrals.service import ReferralService
-from storage.clock import FakeClock
 from storage.database import Database
 from tests.helpers.factories import CHANNEL_ID, make_program, person
 from tests.helpers.ports import FakePlatform

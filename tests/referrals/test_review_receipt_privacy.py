@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from referrals.clock import FakeClock
 from referrals.models import NotAllowed, NotReviewable, PlatformUser
 from referrals.service import ReferralService
-from storage.clock import FakeClock
 from storage.database import Database
 from storage.schema import events, join_attempts, links, members
 from tests.helpers.factories import CHANNEL_ID, join, make_program, person

@@ -9,6 +9,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
+from referrals.clock import FakeClock
 from referrals.models import (
     JoinStatus,
     NotAllowed,
@@ -18,7 +19,6 @@ from referrals.models import (
 )
 from referrals.service import ReferralService
 from storage import outbox as db_outbox
-from storage.clock import FakeClock
 from storage.database import Database
 from storage.schema import events, links, members, people, programs, referrals
 from tests.helpers.factories import CHANNEL_ID, join, make_program, person

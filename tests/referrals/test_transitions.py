@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import select
 
 from referrals import transitions
+from referrals.clock import FakeClock
 from referrals.models import JoinStatus, LeaveEvent, Reason
 from referrals.service import ReferralService
 from referrals.transitions import IllegalTransition, Move, Transition
 from storage import counts as db_counts
-from storage.clock import FakeClock
 from storage.database import Database
 from storage.schema import count_changes, events
 from tests.helpers.factories import CHANNEL_ID, join, make_program, person

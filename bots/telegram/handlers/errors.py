@@ -18,9 +18,9 @@ from aiogram.types import ErrorEvent
 from bots import views
 from bots.telegram.context import PLATFORM, Reply
 from delivery.outbox import Outbox
+from referrals.clock import Clock
 from referrals.models import EngineError
 from referrals.people import People
-from storage.clock import Clock
 
 router = Router(name=__name__)
 

@@ -7,8 +7,8 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from bots import views
-from bots.render import LOCALES
 from bots.telegram.context import PLATFORM, Reply
+from referrals.locale import LOCALES
 from referrals.people import People
 
 router = Router(name=__name__)

@@ -16,13 +16,14 @@ from bots.render import Renderer
 from bots.telegram.callbacks import HumanCheck
 from bots.telegram.context import PLATFORM, ProgramCache, Reply, person_of
 from bots.telegram.port import JOIN_REQUEST_WINDOW
+from delivery.actions import Action, WelcomeApprove
 from delivery.outbox import Priority
+from referrals.clock import Clock
 from referrals.models import JoinEvent, LeaveEvent, RequestStatus
 from referrals.service import ReferralService, human_check_key
-from storage.clock import Clock
 
 router = Router(name=__name__)
-CHECK_WINDOW = timedelta(minutes=4, seconds=30)
+SEND_MARGIN = timedelta(seconds=30)
 
 
 def _event_key(event: ChatMemberUpdated, update: Update) -> str:
@@ -104,13 +105,7 @@ async def join_requested(
     if outcome.status is RequestStatus.ALREADY:
         return  # settled before (declined): nothing more to do
     window_ends = request.date + JOIN_REQUEST_WINDOW
-    context = {
-        **views.join_welcome(program, outcome.referrer_name),
-        # For the outbox (approving the request), not for the template.
-        "_window_ends": window_ends.isoformat(),
-        "_chat_id": request.chat.id,
-        "_user_id": request.from_user.id,
-    }
+    context = views.join_welcome(program, outcome.referrer_name)
     if outcome.status is RequestStatus.CHECK:
         # The check is only worth sending while the DM window is open; if it cannot be
         # delivered in time the scheduler approves the request (settle_join_requests).
@@ -122,7 +117,8 @@ async def join_requested(
             buttons=[[{"label": "human_check", "data": HumanCheck(program_id=program.id).pack()}]],
             priority=Priority.TIMED,
             program_id=program.id,
-            expires_in=max(min(CHECK_WINDOW, window_ends - clock.now()), timedelta(seconds=1)),
+            # it must arrive while the bot may still write to them (a margin for the send)
+            expires_in=max(window_ends - SEND_MARGIN - clock.now(), timedelta(seconds=1)),
             key=human_check_key(program.id, request.from_user.id, request.date),
         )
         return
@@ -135,7 +131,8 @@ async def join_requested(
         context,
         priority=Priority.TIMED,
         program_id=program.id,
-        action="welcome_approve",
+        action=Action.WELCOME_APPROVE,
+        payload=WelcomeApprove(request.chat.id, request.from_user.id, window_ends),
     )
 
 
@@ -159,15 +156,15 @@ async def human_check_passed(
             "user",
             query.from_user.id,
             "join_welcome",
-            {
-                **views.join_welcome(program, passed.referrer_name),
-                "_window_ends": (passed.requested_at + JOIN_REQUEST_WINDOW).isoformat(),
-                "_chat_id": program.destination_id,
-                "_user_id": query.from_user.id,
-            },
+            views.join_welcome(program, passed.referrer_name),
             priority=Priority.ANSWER,
             program_id=program.id,
-            action="welcome_approve",
+            action=Action.WELCOME_APPROVE,
+            payload=WelcomeApprove(
+                program.destination_id,
+                query.from_user.id,
+                passed.requested_at + JOIN_REQUEST_WINDOW,
+            ),
         )
     html = renderer.text(reply.locale, "human_check_passed", **views.human_check_passed(program))
     await query.answer(text=Markup(html).striptags()[:200])

@@ -4,16 +4,17 @@ link" post (/post). The admin check runs in the engine on every change, not only
 from __future__ import annotations
 
 from aiogram import F, Router
-from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from aiogram.filters import Command, CommandObject
-from aiogram.types import CallbackQuery, ChatMemberUnion, Message
+from aiogram.types import CallbackQuery, Message
 
 from bots import views
 from bots.telegram.callbacks import DeleteProgram, PickProgram
 from bots.telegram.context import ProgramCache, Reply
 from bots.telegram.handlers.common import managed_program
 from bots.telegram.port import TelegramPort
+from delivery.actions import Action
 from delivery.outbox import Priority
+from delivery.port import PostRights
 from referrals.models import NotAllowed, Program
 from referrals.service import ReferralService
 
@@ -143,35 +144,14 @@ async def post(
         await _post(reply, program, port)
 
 
-def post_rights(member: ChatMemberUnion, chat_type: str) -> tuple[bool, bool]:
-    """(may post, may pin) for the bot as ``member`` of a chat: a channel needs the post
-    right (and editing, to pin); in groups an admin posts, and pins with the pin right."""
-    status = member.status
-    if chat_type == "channel":
-        if status != "administrator":
-            return False, False
-        return bool(getattr(member, "can_post_messages", False)), bool(
-            getattr(member, "can_edit_messages", False)
-        )
-    if status == "administrator":
-        return True, bool(getattr(member, "can_pin_messages", False))
-    if status == "member":
-        return True, False
-    if status == "restricted":
-        return bool(getattr(member, "can_send_messages", False)), False
-    return False, False
-
-
 async def _post(reply: Reply, program: Program, port: TelegramPort) -> None:
     """Queue the button post in the program's chat, pinned when the bot may pin, and say
     what will happen (or why it cannot)."""
-    bot = port.bot
-    try:
-        me = await bot.get_chat_member(program.destination_id, bot.id)
-    except (TelegramAPIError, TelegramNetworkError):
+    rights = await port.post_rights(program.destination)
+    if not isinstance(rights, PostRights):
         await reply.error("platform_unavailable")
         return
-    may_post, may_pin = post_rights(me, program.kind)
+    may_post, may_pin = rights.may_post, rights.may_pin
     if may_post:
         await reply.send(
             "chat",
@@ -180,7 +160,7 @@ async def _post(reply: Reply, program: Program, port: TelegramPort) -> None:
             views.post_invite(program),
             buttons=[[{"label": "get_link", "url": port.deep_link(f"go_{program.id}")}]],
             priority=Priority.BULK,
-            action="send_pin" if may_pin else "send",
+            action=Action.SEND_PIN if may_pin else Action.SEND,
             program_id=program.id,
         )
     await reply.here("posted", views.posted(program, ok=may_post, pinned=may_pin))

@@ -13,9 +13,9 @@ from bots.telegram.context import PLATFORM, Reply, first_name, person_of
 from bots.telegram.handlers.common import send_invite_card
 from bots.telegram.handlers.setup import finish_setup_in_private
 from bots.telegram.port import TelegramPort
+from referrals.clock import Clock
 from referrals.models import Program, RememberStatus
 from referrals.service import ReferralService
-from storage.clock import Clock
 
 router = Router(name=__name__)
 
