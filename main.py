@@ -385,6 +385,51 @@ async def _db_status(settings: Settings) -> int:
     return 0 if current == head else 1
 
 
+async def _program_list(settings: Settings) -> int:
+    db = Database.from_url(settings.database_url)
+    try:
+        service = ReferralService(db, SystemClock())
+        found = await service.list_programs()
+        if not found:
+            print("no programs yet: add the bot to a chat and type /setup there")
+        for program in found:
+            totals = await service.program_totals(program.id)
+            state = " (paused)" if program.paused else ""
+            print(
+                f"{program.id:>6}  {program.platform} {program.kind} {program.destination_id}  "
+                f"{program.title!r}{state}  readers {totals['readers']}, "
+                f"counted {totals['confirmed']}, waiting {totals['pending']}"
+            )
+    finally:
+        await db.dispose()
+    return 0
+
+
+async def _program_delete(settings: Settings, program_id: int, yes: bool) -> int:
+    db = Database.from_url(settings.database_url)
+    try:
+        service = ReferralService(db, SystemClock())
+        program = await service.find_program_by_id(program_id)
+        if program is None:
+            print(f"inviteloop: no program {program_id} (see `inviteloop program list`)")
+            return 1
+        if not yes:
+            print(
+                f"would delete program {program.id} {program.title!r} "
+                f"({program.platform} {program.destination_id}) and all its referrals, "
+                "links and receipts; run again with --yes to delete it"
+            )
+            return 1
+        deleted = await service.delete_program(program_id, None)
+    finally:
+        await db.dispose()
+    print(
+        f"deleted program {program_id} {deleted.program.title!r}: "
+        f"{deleted.totals['readers']} readers, {deleted.totals['confirmed']} counted referrals"
+    )
+    return 0
+
+
 def tune_garbage_collector() -> None:
     """Settings for a long-running bot process, applied once start-up is done.
 
@@ -464,6 +509,14 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="watch the whole loop offline: a local Telegram, simulated people"
     )
     demo.add_argument("--db", metavar="PATH", help="keep the demo's data in this SQLite file")
+    program = commands.add_parser("program", help="referral programs: list, delete")
+    program_commands = program.add_subparsers(dest="program_command", metavar="ACTION")
+    program_commands.add_parser("list", help="every program with its totals")
+    delete = program_commands.add_parser(
+        "delete", help="delete a program and all its data (the twin of /program delete)"
+    )
+    delete.add_argument("program_id", type=int, metavar="ID", help="from `program list`")
+    delete.add_argument("--yes", action="store_true", help="delete without asking again")
     return parser
 
 
@@ -489,6 +542,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from demo import run_demo
 
         return run_demo(args.db)
+    if args.command == "program":
+        if args.program_command in ("list", "delete"):
+            asyncio.run(_db_upgrade(settings, quiet=True))
+        if args.program_command == "list":
+            return asyncio.run(_program_list(settings))
+        if args.program_command == "delete":
+            return asyncio.run(_program_delete(settings, args.program_id, args.yes))
+        parser.parse_args(["program", "--help"])
     if args.command == "db":
         if args.db_command == "upgrade":
             return asyncio.run(_db_upgrade(settings))

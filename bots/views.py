@@ -23,6 +23,7 @@ from referrals.models import (
     Link,
     Program,
     Receipt,
+    ReferralInfo,
     ReviewOutcome,
     ReviewPage,
     SettingsError,
@@ -216,6 +217,16 @@ def review_queue(
         ],
         "decided": [outcome.state for outcome in decided],
         "undo": undo,
+    }
+
+
+def undo_prompt(program: Program, referral: ReferralInfo) -> View:
+    """``/undo``: the friend's referral and what reversing it would do."""
+    return {
+        "program_title": program.title,
+        "name": referral.referred_name,
+        "referrer_name": referral.referrer_name,
+        "state": referral.state,
     }
 
 

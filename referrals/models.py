@@ -293,6 +293,20 @@ class HeldReferral:
 
 
 @dataclass(frozen=True, slots=True)
+class ReferralInfo:
+    """One friend's referral, as a manager sees it before reversing a decision."""
+
+    program_id: int
+    referred_id: int
+    referred_name: str
+    referrer_id: int | None
+    referrer_name: str
+    state: str
+    reason: str | None
+    joined_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ReviewPage:
     """One page of a program's review queue, oldest first."""
 

@@ -20,6 +20,7 @@ from referrals.models import (
     NotReviewable,
     Program,
     Reason,
+    ReferralInfo,
     ReviewOutcome,
     ReviewPage,
 )
@@ -116,12 +117,45 @@ class ReviewService:
             keys = await db_referrals.held_keys_of(conn, program_id, referrer_id)
             return await self._decide(conn, program, keys, ("held",), actor_id, approve, "")
 
+    async def referral_of(self, program_id: int, referred_id: int) -> ReferralInfo | None:
+        """One friend's referral as a manager sees it (None: not referred in the program)."""
+        async with self._engine.db.read() as conn:
+            row = await db_referrals.referral(conn, program_id, referred_id)
+            if row is None:
+                return None
+            keys = [(program_id, referred_id)]
+            if row["referrer_id"] is not None:
+                keys.append((program_id, row["referrer_id"]))
+            names = await db_members.members_by_keys(conn, sorted(keys), ("display_name",))
+
+        def name(user_id: int | None) -> str:
+            found = names.get((program_id, user_id)) if user_id is not None else None
+            return str(found["display_name"]) if found else ""
+
+        return ReferralInfo(
+            program_id=program_id,
+            referred_id=referred_id,
+            referred_name=name(referred_id),
+            referrer_id=row["referrer_id"],
+            referrer_name=name(row["referrer_id"]),
+            state=row["state"],
+            reason=row["reason"],
+            joined_at=row["joined_at"],
+        )
+
     async def undo(
-        self, program_id: int, referred_id: int, actor_id: int | None, *, note: str = ""
+        self,
+        program_id: int,
+        referred_id: int,
+        actor_id: int | None,
+        *,
+        expect: str | None = None,
+        note: str = "",
     ) -> ReviewOutcome:
         """A manager reverses the decision on a referral: a confirmed one is rejected (a
         manager's decision), a rejected one is confirmed. Audited, with a change record;
-        rewards already delivered stay delivered."""
+        rewards already delivered stay delivered. ``expect`` is the state the manager saw:
+        when it has changed since (the same press delivered twice), nothing happens."""
         program = await self._programs.get_program(program_id)
         await self._engine.require_manager(program, actor_id)
         now = self._engine.clock.now()
@@ -130,6 +164,8 @@ class ReviewService:
             row = await db_referrals.referral(conn, program_id, referred_id)
             if row is None:
                 raise NotReversible("no such referral")
+            if expect is not None and row["state"] != expect:
+                raise NotReversible(f"the referral is {row['state']} already", state=row["state"])
             if row["state"] == "confirmed":
                 values: dict[str, Any] = {"state": "rejected", "reason": str(Reason.MANUAL)}
             elif row["state"] == "rejected":
@@ -262,8 +298,8 @@ def _review_notices(
                 priority=Priority.NOTIFY,
                 now=now,
                 program_id=program.id,
-                key=f"reviewed:{program.id}:{referrer_id}:{decided[0].referred_id}:"
-                f"{int(now.timestamp() * 1000)}",
+                # No idempotency key: the decision itself is guarded by the referral's state
+                # (a repeated press decides nothing), so each notice is made once.
             )
         )
     return notes

@@ -36,6 +36,7 @@ from referrals.models import (
     PlatformUser,
     Program,
     Receipt,
+    ReferralInfo,
     RememberOutcome,
     ReviewOutcome,
     ReviewPage,
@@ -263,11 +264,22 @@ class ReferralService:
         """The user id meant by ``who`` (a number or a @username seen in the program)."""
         return await self.reviews.find_member(program_id, who)
 
+    async def referral_of(self, program_id: int, referred_id: int) -> ReferralInfo | None:
+        """One friend's referral as a manager sees it."""
+        return await self.reviews.referral_of(program_id, referred_id)
+
     async def undo(
-        self, program_id: int, referred_id: int, actor_id: int | None, *, note: str = ""
+        self,
+        program_id: int,
+        referred_id: int,
+        actor_id: int | None,
+        *,
+        expect: str | None = None,
+        note: str = "",
     ) -> ReviewOutcome:
-        """A manager reverses a decision (confirmed <-> rejected)."""
-        return await self.reviews.undo(program_id, referred_id, actor_id, note=note)
+        """A manager reverses a decision (confirmed <-> rejected); ``expect`` is the state
+        they saw, so a repeated press changes nothing."""
+        return await self.reviews.undo(program_id, referred_id, actor_id, expect=expect, note=note)
 
     # --- the reader's view ------------------------------------------------------------
 

@@ -166,3 +166,43 @@ def test_db_upgrade_on_a_fresh_postgresql_database(
     assert run("db", "status") == 0
     out = capsys.readouterr().out
     assert "(postgresql)" in out and "up to date" in out
+
+
+def test_program_list_and_delete_from_the_command_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from referrals.clock import FakeClock
+    from referrals.service import ReferralService
+    from storage.migrate import upgrade
+    from tests.helpers.factories import join, person
+    from tests.helpers.ports import FakePlatform
+
+    async def make() -> int:
+        db = Database.from_url(f"sqlite:///{workdir / 'inviteloop.db'}")
+        try:
+            await upgrade(db)
+            clock = FakeClock()
+            service = ReferralService(db, clock, {"telegram": FakePlatform()})
+            program = await service.create_program(
+                "telegram", -100, "channel", "Daily <Brief>", hold_hours=0
+            )
+            await service.create_program("telegram", -200, "channel", "Other")
+            link = (await service.get_or_create_link(program.id, person(1))).link
+            await service.record_join(join(program, 2, clock.now(), link.code))
+            return program.id
+        finally:
+            await db.dispose()
+
+    program_id = asyncio.run(make())
+    assert run("program", "list") == 0
+    listed = capsys.readouterr().out
+    assert "'Daily <Brief>'" in listed and "readers 1, counted 1" in listed
+    assert run("program", "delete", str(program_id)) == 1  # asks for --yes first
+    assert "run again with --yes" in capsys.readouterr().out
+    assert run("program", "delete", str(program_id), "--yes") == 0
+    assert "1 counted referrals" in capsys.readouterr().out
+    assert run("program", "delete", str(program_id), "--yes") == 1
+    assert f"no program {program_id}" in capsys.readouterr().out
+    assert run("program", "list") == 0
+    out = capsys.readouterr().out
+    assert "Other" in out and "Daily" not in out

@@ -37,12 +37,14 @@ class Setting(CallbackData, prefix="st"):
 class Review(CallbackData, prefix="rv"):
     """A decision in the review queue: ``a``/``r`` approve or reject one referral (``target``
     is the friend), ``A``/``R`` every held referral of one reader (``target`` is the reader),
-    ``u`` undo the decision on ``target``, ``p`` just show ``page``."""
+    ``u`` undo the decision on ``target`` (``expect`` is the state the manager saw: ``c``
+    confirmed, ``r`` rejected), ``p`` just show ``page``."""
 
     program_id: int
     action: str
     target: int = 0
     page: int = 1
+    expect: str = ""
 
 
 class DeleteProgram(CallbackData, prefix="dp"):

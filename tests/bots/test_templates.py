@@ -263,6 +263,10 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             "undo": False,
         },
     ],
+    "undo": [
+        {"program_title": TITLE, "name": "Bob", "referrer_name": "Ana", "state": "confirmed"},
+        {"program_title": TITLE, "name": "", "referrer_name": "", "state": "rejected"},
+    ],
     "program_deleted": [
         {"program_title": TITLE, "step": "confirm", "readers": 1, "confirmed": 5},
         {"program_title": TITLE, "step": "confirm", "readers": 40, "confirmed": 1},
@@ -388,6 +392,7 @@ LABEL_ARGS: dict[str, list[dict[str, Any]]] = {
     "locale": [{"code": "en"}, {"code": "id"}],
     "timezone": [{"zone": "UTC"}, {"zone": "Asia/Jakarta"}],
     "human_check_toggle": [{"on": True}, {"on": False}],
+    "undo_confirm": [{"state": "confirmed"}, {"state": "rejected"}],
     "approve_one": [{"name": "Bob"}, {"name": ""}],
     "reject_one": [{"name": "Bob"}, {"name": ""}],
     "approve_all": [{"name": "Ana", "count": 3}, {"name": "", "count": 2}],

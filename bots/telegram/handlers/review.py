@@ -22,6 +22,8 @@ from referrals.service import ReferralService
 router = Router(name=__name__)
 
 NAME_ON_BUTTON = 24
+EXPECT = {"c": "confirmed", "r": "rejected"}
+SHORT = {state: short for short, state in EXPECT.items()}
 
 
 @router.message(Command("review"))
@@ -73,7 +75,8 @@ async def decided(
     elif action in ("A", "R"):
         outcomes = await referrals.review_reader(program.id, target, actor, approve=action == "A")
     elif action == "u":
-        outcomes, undo = [await referrals.undo(program.id, target, actor)], True
+        expect = EXPECT.get(callback_data.expect)
+        outcomes, undo = [await referrals.undo(program.id, target, actor, expect=expect)], True
     elif action == "p":  # only a page: nothing changes, but the queue is managers' alone
         if not await referrals.is_manager(program, actor):
             raise NotAllowed("not an admin")
@@ -107,14 +110,17 @@ async def undo(
     if program is None:
         return
     referred = await referrals.find_member(program.id, words[0])
-    if referred is None:
-        raise NotReversible("no such friend in this program")
-    outcome = await referrals.undo(program.id, referred, message.from_user.id)
-    page = await referrals.review_queue(program.id)
+    found = await referrals.referral_of(program.id, referred) if referred is not None else None
+    if found is None or found.state not in SHORT:
+        raise NotReversible("no decided referral of that friend in this program")
+    # Ask first: the button carries the state seen, so pressing it twice reverses once.
+    data = Review(
+        program_id=program.id, action="u", target=found.referred_id, expect=SHORT[found.state]
+    )
     await reply.here(
-        "review",
-        views.review_queue(program, page, decided=[outcome], undo=True),
-        buttons=_buttons(program, page, [outcome]),
+        "undo",
+        views.undo_prompt(program, found),
+        buttons=[[{"label": "undo_confirm", "args": {"state": found.state}, "data": data.pack()}]],
     )
 
 
@@ -177,8 +183,15 @@ def _buttons(
                     button("reject_all", "R", reader_id, name=name, count=count),
                 ]
             )
-    if len(decided) == 1:
-        rows.append([button("undo", "u", decided[0].referred_id)])
+    if len(decided) == 1 and decided[0].state in SHORT:
+        undo = Review(
+            program_id=program.id,
+            action="u",
+            target=decided[0].referred_id,
+            page=page.page,
+            expect=SHORT[decided[0].state],
+        )
+        rows.append([{"label": "undo", "args": {}, "data": undo.pack()}])
     paging = []
     if page.page > 1:
         paging.append(
