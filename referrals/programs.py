@@ -183,6 +183,7 @@ class ProgramService:
         username = settings.get("username")
         values = validate_settings({"title": title, **settings}, kind=kind, username=username)
         values.setdefault("join_mode", str(DEFAULT_JOIN_MODE))
+        self._check_join_mode(platform, values["join_mode"])
         now = self._engine.clock.now()
         async with self._engine.db.write() as conn:
             program_id = await db_programs.insert_program(
@@ -215,6 +216,19 @@ class ProgramService:
             )
             row = await db_programs.program_by_id(conn, program_id)
         return _present(row, program_id)
+
+    def _check_join_mode(self, platform: str, join_mode: str) -> None:
+        """A join mode is a capability of the platform's port (when its adapter runs)."""
+        port = self._engine.ports.get(platform)
+        supported = getattr(port, "supported_join_modes", None)
+        if supported is not None and join_mode not in supported:
+            options = tuple(sorted(supported))
+            raise SettingsError(
+                "join_mode",
+                f"{platform} supports the join modes {', '.join(options)}",
+                problem="choice",
+                options=options,
+            )
 
     async def get_program(self, program_id: int) -> Program:
         program = await self.find_program_by_id(program_id)
@@ -264,6 +278,8 @@ class ProgramService:
             validate_settings(
                 {"join_mode": changes["join_mode"]}, kind=program.kind, username=values["username"]
             )
+        if "join_mode" in values:
+            self._check_join_mode(program.platform, values["join_mode"])
         await self._engine.require_manager(program, actor_id)
         now = self._engine.clock.now()
         async with self._engine.db.write() as conn:

@@ -184,6 +184,15 @@ async def test_sigterm_finishes_the_batch_in_hand_and_acknowledges_it(
             owner, await world.wait_for(offer, timeout=WAIT), text="Set up Daily Brief"
         )
         await world.wait_for_message(bot, owner, contains="is ready", since=0, timeout=WAIT)
+        # personal join-request links (through the bot, the default, makes no call)
+        world.send_text(owner, bot, "/settings")
+        shown = await world.wait_for_message(bot, owner, contains="Join mode", timeout=WAIT)
+        world.press_button(owner, shown, text="Join: through the bot")
+        await world.wait_for(
+            lambda: "direct join-request links" in (shown.text or ""),
+            timeout=WAIT,
+            what="the settings to show direct links",
+        )
 
         # Ana's /invite is in hand (Telegram is slow to make her link) when SIGTERM comes.
         slow = world.inject_fault("createChatInviteLink", mode="delay", delay=1.5)

@@ -241,3 +241,17 @@ async def test_a_counted_friend_opening_another_readers_link_shows_on_that_recei
         ("attempt", "rejoin"),
         ("referral", None),
     ]
+
+
+async def test_a_join_mode_the_platform_cannot_do_is_refused(
+    service: ReferralService, platform: FakePlatform
+) -> None:
+    from referrals.models import SettingsError
+
+    platform.supported_join_modes = frozenset({"bot"})
+    with pytest.raises(SettingsError) as refused:
+        await service.create_program("telegram", -300, "channel", "Only bot", join_mode="direct")
+    assert (refused.value.key, refused.value.options) == ("join_mode", ("bot",))
+    program = await service.create_program("telegram", -300, "channel", "Only bot")
+    with pytest.raises(SettingsError):
+        await service.update_settings(program.id, None, join_mode="direct")
