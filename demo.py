@@ -280,6 +280,19 @@ class Story:
         await self.settle()
         self.quote(olga, self.last_to(olga, "is ready"), lines=3)
         self.seen()
+        self.say(
+            "Friends coming through the bot is the default (the bot can write to them later);"
+        )
+        self.say("for her private channel Olga picks personal join-request links in /settings:")
+        w.send_text(olga, bot, "/settings")
+        await self.settle()
+        shown = self.last_to(olga, "Settings")
+        w.press_button(olga, shown, text="Join: through the bot")
+        await self.settle()
+        if "direct join-request links" not in (shown.text or ""):
+            raise DemoError("the join mode did not change to direct links")
+        self.say("  “Join mode: direct join-request links”")
+        self.seen()
 
         # 2. readers get their links
         self.step("Readers Ana, Budi and Chen type /invite and get personal links")
