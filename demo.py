@@ -167,7 +167,8 @@ class Story:
         await upgrade(self.app.db)
         self.task = asyncio.create_task(self.app.run(self.stop_event), name="demo-bot")
         telegram = self.app.telegram
-        assert telegram is not None
+        if telegram is None:
+            raise DemoError("the demo application has no Telegram bot")
         task = self.task
         await self.world.wait_for(
             lambda: task.done() or telegram.port is not None,

@@ -280,7 +280,8 @@ class Application:
                 trigger: Any = IntervalTrigger(seconds=job.every.total_seconds(), timezone=UTC)
                 first = datetime.now(UTC)  # once at start, then every interval
             else:
-                assert job.cron is not None
+                if job.cron is None:
+                    raise ValueError(f"job {job.name} has neither an interval nor a cron")
                 trigger, first = CronTrigger.from_crontab(job.cron, timezone=UTC), None
             scheduler.add_job(
                 self._scheduled,

@@ -144,7 +144,8 @@ class TelegramBot:
         """Learn who the bot is and which lanes wait behind kept updates; returns the port
         (``main.py`` connects it to the engine and the outbox)."""
         me = await self.bot.me()
-        assert me.username is not None
+        if me.username is None:
+            raise RuntimeError(f"getMe answered a bot without a username: {me.id}")
         await self.load_inbox()
         port = TelegramPort(
             self.bot, me.username, self.renderer, owners=self.owners, now=self.clock.now

@@ -110,7 +110,8 @@ class Reply:
 
     async def here(self, template: str, context: dict[str, Any] | None = None, **kw: Any) -> None:
         """Answer in the chat the update came from."""
-        assert self.chat_id is not None
+        if self.chat_id is None:
+            raise RuntimeError(f"update {self.update_id} has no chat to answer in")
         kind = "user" if self.chat_id == self.user_id else "chat"
         await self.send(kind, self.chat_id, template, context, **kw)
 

@@ -71,7 +71,8 @@ async def group_program(
 ) -> Program | None:
     """The group's program when the answer can go to the reader in private; otherwise
     None after saying why in the group (no program, or a button that opens the bot)."""
-    assert message.from_user is not None
+    if message.from_user is None:  # a channel post: nobody to answer
+        return None
     program = await programs.for_chat(message.chat.id)
     if program is None:
         await reply.here("no_programs", views.no_programs("read"))
@@ -90,7 +91,8 @@ async def managed_program(
     message: Message, referrals: ReferralService, reply: Reply, programs: ProgramCache, action: str
 ) -> Program | None:
     """The chat's program in a group; in private, the programs this person manages."""
-    assert message.from_user is not None
+    if message.from_user is None:  # a channel post: nobody to answer
+        return None
     if message.chat.type in GROUP_TYPES:
         program = await programs.for_chat(message.chat.id)
         if program is None:
@@ -139,3 +141,26 @@ async def send_invite_card(
         program_id=program.id,
         priority=Priority.ANSWER,
     )
+
+
+async def answerable_in_private(
+    message: Message,
+    reply: Reply,
+    people: People,
+    port: TelegramPort,
+    program: Program,
+    purpose: str,
+) -> bool:
+    """A manager's answer goes to them in private; typed in a group by someone who never
+    started the bot (Telegram lets a bot write only to people who did), it is first the
+    button that opens the private chat, and False."""
+    if message.from_user is None or message.chat.type not in GROUP_TYPES:
+        return True
+    if (await people.get(PLATFORM, message.from_user.id)).reachable:
+        return True
+    await reply.here(
+        "open_bot",
+        views.open_bot(first_name(message.from_user), purpose=purpose),
+        buttons=[[{"label": "open_bot", "url": port.deep_link(f"go_{program.id}")}]],
+    )
+    return False

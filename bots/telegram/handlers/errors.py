@@ -38,15 +38,18 @@ def answer_errors_privately(reply: Reply, user_id: int) -> None:
 async def engine_refused(event: ErrorEvent, outbox: Outbox, clock: Clock, people: People) -> None:
     """Answer the engine's refusal in the person's language: in the chat of the message, or
     in private for a button press (its answers go there)."""
-    assert isinstance(event.exception, EngineError)
+    refusal = event.exception
+    if not isinstance(refusal, EngineError):  # the filter let only these through
+        raise refusal
     update = event.update
     chat_id: int | None = None
     if update.message is not None:
         user = update.message.from_user
         chat_id = update.message.chat.id
-    else:
-        assert update.callback_query is not None
+    elif update.callback_query is not None:
         user = update.callback_query.from_user
+    else:
+        raise refusal
     if user is None:  # a channel post: there is nobody to answer
         return
     private = _PRIVATE.get()
@@ -55,7 +58,7 @@ async def engine_refused(event: ErrorEvent, outbox: Outbox, clock: Clock, people
         to_user = user.id
     locale = (await people.get(PLATFORM, user.id)).locale
     reply = Reply(outbox, clock, update.update_id, locale, chat_id, user.id)
-    view = views.engine_error(event.exception)
+    view = views.engine_error(refusal)
     key = f"tg:{update.update_id}:error"
     if to_user is not None:
         await reply.to_user(to_user, "error", view, key=key)

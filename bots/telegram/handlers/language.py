@@ -17,7 +17,8 @@ router = Router(name=__name__)
 @router.message(Command("lang"), F.chat.type == "private")
 async def lang(message: Message, command: CommandObject, people: People, reply: Reply) -> None:
     """Choose the language: /lang en or /lang id."""
-    assert message.from_user is not None
+    if message.from_user is None:  # a channel post: nobody to answer
+        return None
     choice = (command.args or "").strip().lower()
     if choice not in LOCALES:
         await reply.here("lang", views.lang(False))

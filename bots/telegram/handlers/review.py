@@ -12,8 +12,8 @@ from aiogram.types import CallbackQuery, Message
 
 from bots import views
 from bots.telegram.callbacks import PickProgram, Review
-from bots.telegram.context import PLATFORM, ProgramCache, Reply, first_name
-from bots.telegram.handlers.common import GROUP_TYPES, managed_program
+from bots.telegram.context import ProgramCache, Reply
+from bots.telegram.handlers.common import answerable_in_private, managed_program
 from bots.telegram.port import TelegramPort
 from referrals.models import NotAllowed, NotReversible, Program, ReviewOutcome, ReviewPage
 from referrals.people import People
@@ -39,8 +39,8 @@ async def review(
     if message.from_user is None:
         return
     program = await managed_program(message, referrals, reply, programs, "review")
-    if program is None or not await _private_answer_possible(
-        message, reply, people, port, program
+    if program is None or not await answerable_in_private(
+        message, reply, people, port, program, "review"
     ):
         return
     page = await referrals.review_queue(program.id)
@@ -122,24 +122,6 @@ async def undo(
         views.undo_prompt(program, found),
         buttons=[[{"label": "undo_confirm", "args": {"state": found.state}, "data": data.pack()}]],
     )
-
-
-async def _private_answer_possible(
-    message: Message, reply: Reply, people: People, port: TelegramPort, program: Program
-) -> bool:
-    """The queue is answered in private; in a group, someone who never started the bot
-    first gets the button that opens the private chat."""
-    assert message.from_user is not None
-    if message.chat.type not in GROUP_TYPES:
-        return True
-    if (await people.get(PLATFORM, message.from_user.id)).reachable:
-        return True
-    await reply.here(
-        "open_bot",
-        views.open_bot(first_name(message.from_user), purpose="review"),
-        buttons=[[{"label": "open_bot", "url": port.deep_link(f"go_{program.id}")}]],
-    )
-    return False
 
 
 async def _show(reply: Reply, program: Program, page: ReviewPage, user_id: int) -> None:

@@ -11,8 +11,8 @@ from aiogram.types import CallbackQuery, Message
 
 from bots import views
 from bots.telegram.callbacks import PickProgram, Setting
-from bots.telegram.context import PLATFORM, ProgramCache, Reply, first_name
-from bots.telegram.handlers.common import GROUP_TYPES, managed_program
+from bots.telegram.context import ProgramCache, Reply
+from bots.telegram.handlers.common import answerable_in_private, managed_program
 from bots.telegram.port import TelegramPort
 from referrals.models import NotAllowed, Program
 from referrals.people import People
@@ -96,16 +96,7 @@ async def settings(
     program = await managed_program(message, referrals, reply, programs, "settings")
     if program is None:
         return
-    if message.chat.type in GROUP_TYPES and not (
-        (await people.get(PLATFORM, message.from_user.id)).reachable
-    ):
-        # The settings answer in private; Telegram lets a bot write only to people who
-        # started it, so first the button that opens the private chat.
-        await reply.here(
-            "open_bot",
-            views.open_bot(first_name(message.from_user), purpose="settings"),
-            buttons=[[{"label": "open_bot", "url": port.deep_link(f"go_{program.id}")}]],
-        )
+    if not await answerable_in_private(message, reply, people, port, program, "settings"):
         return
     words = (command.args or "").split()
     if words:

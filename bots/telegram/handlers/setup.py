@@ -153,7 +153,8 @@ async def setup_in_private(
     message: Message, referrals: ReferralService, reply: Reply, port: TelegramPort, bot: Bot
 ) -> None:
     """In private: make the bot itself a newsletter (owners only)."""
-    assert message.from_user is not None
+    if message.from_user is None:  # a channel post: nobody to answer
+        return None
     args = (message.text or "").split()[1:]
     if args[:1] != ["bot"]:
         await reply.error("group_only")
@@ -196,6 +197,7 @@ async def group_migrated(
     message: Message, referrals: ReferralService, programs: ProgramCache
 ) -> None:
     """A group became a supergroup: its program moves to the new chat id."""
-    assert message.migrate_to_chat_id is not None
+    if message.migrate_to_chat_id is None:
+        return
     await referrals.migrate_destination(PLATFORM, message.chat.id, message.migrate_to_chat_id)
     programs.forget()

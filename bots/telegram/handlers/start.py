@@ -31,7 +31,8 @@ async def start_with_payload(
     clock: Clock,
 ) -> None:
     """Someone opened a deep link: a friend's invite, "get my link", or a setup hand-off."""
-    assert message.from_user is not None
+    if message.from_user is None:  # a channel post: nobody to answer
+        return None
     payload = (command.args or "").strip()
     if payload.startswith("go_") and payload[3:].isdigit():
         program = await referrals.find_program_by_id(int(payload[3:]))
@@ -85,6 +86,7 @@ def _join_url(program: Program) -> str | None:
 @router.message(CommandStart(), F.chat.type == "private")
 async def start(message: Message, referrals: ReferralService, reply: Reply, clock: Clock) -> None:
     """Say hello and explain the commands; starting a newsletter bot subscribes."""
-    assert message.from_user is not None
+    if message.from_user is None:  # a channel post: nobody to answer
+        return None
     programs = await referrals.started(PLATFORM, person_of(message.from_user), clock.now())
     await reply.here("welcome", views.welcome(first_name(message.from_user), programs))
