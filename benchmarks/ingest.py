@@ -107,6 +107,10 @@ class Expected:
     unattributed: int = 0
     friends: int = 0
     per_referrer: Counter[int] = field(default_factory=Counter)  # referrer index -> referrals
+    # Friends in their hold period who joined again: they had left (a lost leave update),
+    # so their referral stops as left during the hold.
+    lost: int = 0
+    lost_per_referrer: Counter[int] = field(default_factory=Counter)
 
 
 def make_workload(joins: int, referrers: int, concurrency: int, seed: int) -> list[Spec]:
@@ -145,6 +149,7 @@ def expect(specs: Sequence[Spec]) -> Expected:
     result = Expected(joins=len(specs))
     seen: set[str] = set()
     joined: set[int] = set()
+    pending: dict[int, tuple[int, int]] = {}  # friend -> (referrer, offset of the join)
     for spec in specs:
         if spec.key in seen:
             result.duplicates += 1
@@ -152,11 +157,17 @@ def expect(specs: Sequence[Spec]) -> Expected:
         seen.add(spec.key)
         if spec.friend_id in joined:
             result.rejoins += 1
+            first = pending.get(spec.friend_id)
+            if first is not None and spec.offset_ms > first[1]:
+                del pending[spec.friend_id]
+                result.lost += 1
+                result.lost_per_referrer[first[0]] += 1
         elif spec.referrer < 0:
             result.unattributed += 1
         else:
             result.referrals += 1
             result.per_referrer[spec.referrer] += 1
+            pending[spec.friend_id] = (spec.referrer, spec.offset_ms)
         joined.add(spec.friend_id)
     result.friends = len(joined)
     return result
@@ -292,18 +303,26 @@ async def verify(
             f"SELECT state, COUNT(*) FROM referrals WHERE program_id = {p} GROUP BY state"
         )
     }
-    problems += _diff("referrals by state", states, +Counter({"pending": expected.referrals}))
-    (pending, others), *_ = await fetch(
-        "SELECT COALESCE(SUM(pending), 0), COALESCE(SUM(held + confirmed + rejected), 0)"
+    still = expected.referrals - expected.lost
+    want_states = +Counter({"pending": still, "rejected": expected.lost})
+    problems += _diff("referrals by state", states, dict(want_states))
+    (pending, rejected, others), *_ = await fetch(
+        "SELECT COALESCE(SUM(pending), 0), COALESCE(SUM(rejected), 0),"
+        " COALESCE(SUM(held + confirmed), 0)"
         f" FROM referrer_counts WHERE program_id = {p}"
     )
-    if int(pending) != expected.referrals:
-        problems.append(
-            f"sum of referrer_counts.pending is {pending}, referrals: {expected.referrals}"
-        )
+    if int(pending) != still:
+        problems.append(f"sum of referrer_counts.pending is {pending}, pending referrals: {still}")
+    if int(rejected) != expected.lost:
+        problems.append(f"sum of referrer_counts.rejected is {rejected}, lost: {expected.lost}")
     if int(others) != 0:
-        problems.append(f"held + confirmed + rejected counts are {others}, expected 0")
+        problems.append(f"held + confirmed counts are {others}, expected 0")
     want = {referrer_ids[i]: n for i, n in expected.per_referrer.items()}
+    want_pending = {
+        referrer_ids[i]: n - expected.lost_per_referrer[i]
+        for i, n in expected.per_referrer.items()
+        if n - expected.lost_per_referrer[i]
+    }
     counts = {
         int(r): int(n)
         for r, n in await fetch(
@@ -311,7 +330,7 @@ async def verify(
             f" WHERE program_id = {p} AND pending <> 0"
         )
     }
-    problems += _diff("referrer_counts.pending per referrer", counts, want)
+    problems += _diff("referrer_counts.pending per referrer", counts, want_pending)
     per_referrer = {
         int(r): int(n)
         for r, n in await fetch(
@@ -396,9 +415,20 @@ SQL_REFERRAL = (
     " ON CONFLICT (program_id, referred_id) DO NOTHING"
 )
 SQL_COUNTS = (
-    "INSERT INTO referrer_counts (program_id, referrer_id, pending, updated_at)"
-    " VALUES (?, ?, ?, ?) ON CONFLICT (program_id, referrer_id) DO UPDATE"
-    " SET pending = referrer_counts.pending + excluded.pending, updated_at = excluded.updated_at"
+    "INSERT INTO referrer_counts (program_id, referrer_id, pending, rejected, updated_at)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (program_id, referrer_id) DO UPDATE"
+    " SET pending = referrer_counts.pending + excluded.pending,"
+    " rejected = referrer_counts.rejected + excluded.rejected,"
+    " updated_at = excluded.updated_at"
+)
+# A friend in their hold period joined again: they had left (the leave update was lost).
+SQL_LOST = (
+    "UPDATE referrals SET state = 'rejected', reason = 'left_during_hold', decided_at = ?"
+    " WHERE program_id = ? AND referred_id = ? AND state = 'pending'"
+)
+SQL_LOST_EVENT = (
+    "INSERT INTO events (program_id, user_id, kind, at, data)"
+    " VALUES (?, ?, 'referral.rejected', ?, ?)"
 )
 SQL_ATTEMPT = (
     "INSERT INTO join_attempts (program_id, user_id, referrer_id, link_id, outcome, reason, at,"
@@ -416,6 +446,9 @@ SQL_OUTBOX = (
 )
 SQL_PROGRAM = "SELECT hold_hours, title FROM programs WHERE id = ?"
 SQL_SEEN_ONE = "SELECT 1 FROM join_attempts WHERE program_id = ? AND event_key = ?"
+SQL_REFERRED_ONE = (
+    "SELECT referrer_id, state, joined_at FROM referrals WHERE program_id = ? AND referred_id = ?"
+)
 SQL_LINK_ONE = (
     "SELECT id, referrer_id FROM links WHERE code = ? AND program_id = ? AND revoked_at IS NULL"
 )
@@ -433,7 +466,7 @@ def to_pg(sql: str) -> str:
 PG_TYPES = {
     SQL_MEMBER: ("bigint", "bigint", "text", "text", "timestamptz", "timestamptz", "timestamptz"),
     SQL_REFERRAL: ("bigint", "bigint", "bigint", "bigint", "timestamptz", "timestamptz"),
-    SQL_COUNTS: ("bigint", "bigint", "integer", "timestamptz"),
+    SQL_COUNTS: ("bigint", "bigint", "integer", "integer", "timestamptz"),
     SQL_ATTEMPT: (
         "bigint",
         "bigint",
@@ -468,6 +501,13 @@ def to_pg_unnest(sql: str) -> str:
     return (
         f"{head} SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)}) AS u({names}){tail}"
     )
+
+
+def sqlite_time(value: Any) -> Any:
+    """A datetime SQLite stored as text, back as an aware UTC datetime (None stays None)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def sqlite_stamp(value: datetime) -> str:
@@ -507,10 +547,12 @@ def chunked(items: Sequence[JoinEvent], size: int) -> Iterator[Sequence[JoinEven
 class RawRows:
     members: list[tuple[Any, ...]]
     referrals: list[tuple[Any, ...]]
-    counts: list[tuple[int, int]]  # (referrer_id, pending delta), sorted
+    counts: list[tuple[int, int, int]]  # (referrer_id, pending delta, rejected delta), sorted
     attempts: list[tuple[Any, ...]]
     events: list[tuple[Any, ...]]
     notices: list[tuple[Any, ...]]  # (target_id, program_id, context, next, key, created)
+    lost: list[tuple[Any, ...]]  # (decided_at, program_id, user_id) of SQL_LOST
+    lost_events: list[tuple[Any, ...]]
 
 
 def decide_raw(
@@ -519,7 +561,7 @@ def decide_raw(
     part: Sequence[JoinEvent],
     links: dict[str, tuple[int, int]],
     seen: set[str],
-    joined: dict[int, int | None],
+    joined: dict[int, tuple[int | None, str | None, Any]],
     stamp: Callable[[datetime], Any],
 ) -> RawRows:
     """The rows one set-based batch writes: the engine's rules for this workload, inline."""
@@ -531,6 +573,9 @@ def decide_raw(
     attempts: list[tuple[Any, ...]] = []
     events: list[tuple[Any, ...]] = []
     counts: Counter[int] = Counter()
+    rejected: Counter[int] = Counter()
+    lost: list[tuple[Any, ...]] = []
+    lost_events: list[tuple[Any, ...]] = []
     for join in part:
         key = join.event_key
         if key is not None:
@@ -549,7 +594,14 @@ def decide_raw(
         reason: str | None
         if user in joined:
             outcome = "not_counted"
-            counted_for = joined[user]
+            counted_for, state, joined_at = joined[user]
+            if state == "pending" and counted_for is not None and join.at > joined_at:
+                # joined again during the hold: they had left (the leave update was lost)
+                lost.append((at, program_id, user))
+                lost_events.append((program_id, user, at, event_data(counted_for)))
+                counts[counted_for] -= 1
+                rejected[counted_for] += 1
+                joined[user] = (counted_for, "rejected", joined_at)
             other = referrer_id is not None and referrer_id != counted_for
             reason = "counted_for_other" if other else "rejoin"
         elif referrer_id is None:
@@ -560,7 +612,10 @@ def decide_raw(
             counts[referrer_id] += 1
             events.append((program_id, user, at, event_data(referrer_id)))
             friends.setdefault(referrer_id, []).append(join)
-        joined.setdefault(user, referrer_id if outcome == "referral" else None)
+        if outcome == "referral":
+            joined.setdefault(user, (referrer_id, "pending", join.at))
+        else:
+            joined.setdefault(user, (None, None, join.at))
         attempts.append((program_id, user, referrer_id, link_id, outcome, reason, at, key))
     now = datetime.now(UTC)
     notices = [
@@ -583,10 +638,12 @@ def decide_raw(
     return RawRows(
         [tuple(members[user]) for user in sorted(members)],
         referrals,
-        sorted(counts.items()),
+        sorted((r, counts[r], rejected[r]) for r in set(counts) | set(rejected)),
         attempts,
         events,
         notices,
+        lost,
+        lost_events,
     )
 
 
@@ -632,22 +689,26 @@ def raw_sqlite_batched(
                 )
             }
             users = sorted({join.person.user_id for join in part})
-            joined: dict[int, int | None] = dict(
-                con.execute(
-                    "SELECT m.user_id, r.referrer_id FROM members AS m LEFT JOIN referrals AS r"
+            joined = {
+                user: (referrer, state, sqlite_time(joined_at))
+                for user, referrer, state, joined_at in con.execute(
+                    "SELECT m.user_id, r.referrer_id, r.state, r.joined_at FROM members AS m"
+                    " LEFT JOIN referrals AS r"
                     " ON r.program_id = m.program_id AND r.referred_id = m.user_id"
                     " WHERE m.program_id = ? AND m.first_joined_at IS NOT NULL"
                     f" AND m.user_id IN ({marks(len(users))})",
                     (program_id, *users),
                 ).fetchall()
-            )
+            }
             rows = decide_raw(program_id, program, part, links, seen, joined, sqlite_stamp)
             now = sqlite_stamp(datetime.now(UTC))
             con.executemany(SQL_MEMBER, rows.members)
             con.executemany(SQL_REFERRAL, rows.referrals)
-            con.executemany(SQL_COUNTS, [(program_id, r, n, now) for r, n in rows.counts])
+            con.executemany(SQL_LOST, rows.lost)
+            con.executemany(SQL_COUNTS, [(program_id, r, n, x, now) for r, n, x in rows.counts])
             con.executemany(SQL_ATTEMPT, rows.attempts)
             con.executemany(SQL_EVENT, rows.events)
+            con.executemany(SQL_LOST_EVENT, rows.lost_events)
             con.executemany(SQL_OUTBOX, rows.notices)
             con.execute("COMMIT")
         return time.perf_counter() - start
@@ -664,6 +725,16 @@ def raw_sqlite_per_join(
     con = raw_connect(path)
     hold_hours, title = con.execute(SQL_PROGRAM, (program_id,)).fetchone()
     hold = timedelta(hours=hold_hours)
+
+    def lost(user: int, when: datetime, at: str) -> None:
+        """Joined again while still in the hold: they had left (a lost leave update)."""
+        found = con.execute(SQL_REFERRED_ONE, (program_id, user)).fetchone()
+        if found is None or found[1] != "pending" or when <= sqlite_time(found[2]):
+            return
+        con.execute(SQL_LOST, (at, program_id, user))
+        now = sqlite_stamp(datetime.now(UTC))
+        con.execute(SQL_COUNTS, (program_id, found[0], -1, 1, now))
+        con.execute(SQL_LOST_EVENT, (program_id, user, at, event_data(found[0])))
 
     def one(join: JoinEvent) -> None:
         if con.execute(SQL_SEEN_ONE, (program_id, join.event_key)).fetchone():
@@ -683,13 +754,14 @@ def raw_sqlite_per_join(
             if con.execute(SQL_REFERRAL, row).rowcount == 1:
                 outcome = "referral"
                 now = sqlite_stamp(datetime.now(UTC))
-                con.execute(SQL_COUNTS, (program_id, referrer_id, 1, now))
+                con.execute(SQL_COUNTS, (program_id, referrer_id, 1, 0, now))
                 con.execute(SQL_EVENT, (program_id, user, at, event_data(link[1])))
                 context = notice(title, hold_hours, [join.person.display_name], 1, join.at + hold)
                 key = f"joined:{program_id}:{user}"
                 con.execute(SQL_OUTBOX, (referrer_id, program_id, context, now, key, now))
             else:
                 outcome, reason = "not_counted", "rejoin"
+                lost(user, join.at, at)
         con.execute(
             SQL_ATTEMPT,
             (program_id, user, referrer_id, link_id, outcome, reason, at, join.event_key),
@@ -759,10 +831,10 @@ async def raw_pg_batched(
                     )
                 }
                 users = sorted({join.person.user_id for join in part})
-                joined: dict[int, int | None] = {
-                    row[0]: row[1]
+                joined = {
+                    row[0]: (row[1], row[2], row[3])
                     for row in await con.fetch(
-                        "SELECT m.user_id, r.referrer_id FROM members AS m"
+                        "SELECT m.user_id, r.referrer_id, r.state, r.joined_at FROM members AS m"
                         " LEFT JOIN referrals AS r"
                         " ON r.program_id = m.program_id AND r.referred_id = m.user_id"
                         " WHERE m.program_id = $1 AND m.first_joined_at IS NOT NULL"
@@ -777,9 +849,13 @@ async def raw_pg_batched(
                 now = datetime.now(UTC)
                 await write(member, rows.members)
                 await write(referral, rows.referrals)
-                await write(counts, [(program_id, r, n, now) for r, n in rows.counts])
+                if rows.lost:
+                    await con.executemany(to_pg(SQL_LOST), rows.lost)
+                await write(counts, [(program_id, r, n, x, now) for r, n, x in rows.counts])
                 await write(attempt, rows.attempts)
                 await write(event_row, rows.events)
+                if rows.lost_events:
+                    await con.executemany(to_pg(SQL_LOST_EVENT), rows.lost_events)
                 await write(notify, rows.notices)
         return time.perf_counter() - start
     finally:

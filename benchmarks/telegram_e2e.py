@@ -170,6 +170,16 @@ class _SandboxScript:
         mark = len(world.sent_log)
         world.press_button(owner, offer, text=f"Set up {CHANNEL}")
         await self.reply_to(owner, mark, "is ready")
+        # the manager picks personal join-request links (through the bot is the default)
+        mark = len(world.sent_log)
+        world.send_text(owner, sim, "/settings")
+        shown = await self.reply_to(owner, mark, "Join mode")
+        world.press_button(owner, shown, text="Join: through the bot")
+        await world.wait_for(
+            lambda: "direct join-request links" in (shown.text or ""),
+            timeout=STEP_TIMEOUT,
+            what="the join mode to change to direct links",
+        )
         mark = len(world.sent_log)
         self.readers = [world.add_user(f"Reader {i}", language_code="en") for i in range(readers)]
         for reader in self.readers:

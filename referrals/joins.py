@@ -158,7 +158,8 @@ async def decide_joins(
     member_rows: dict[tuple[int, int], dict[str, Any]] = {}
     new_referrals: list[dict[str, Any]] = []
     returned: list[tuple[int, int, int | None]] = []
-    lost_leaves: dict[tuple[int, int], datetime] = {}  # pending friends who joined again
+    # friends in their hold who joined again, by the state read: (key -> when), per state
+    lost_leaves: dict[str, dict[tuple[int, int], datetime]] = {}
     attempts: list[dict[str, Any]] = []
     pending_results: dict[tuple[int, int], int] = {}  # referral key -> batch index
 
@@ -201,7 +202,7 @@ async def decide_joins(
                 if existing.state == "confirmed" and existing.left_at is not None:
                     returned.append((key[0], key[1], existing.referrer_id))
                 elif existing.state in ("pending", "held") and at > existing.joined_at:
-                    lost_leaves.setdefault(key, at)
+                    lost_leaves.setdefault(existing.state, {}).setdefault(key, at)
                     existing.state = "rejected"
                     existing.left_at = None
             outcome = JoinOutcome(JoinStatus.NOT_COUNTED, reason, referrer_id)
@@ -293,18 +294,18 @@ async def decide_joins(
                 reason=referral_row["reason"],
             )
         )
-    if lost_leaves:
+    for state, lost_keys in sorted(lost_leaves.items()):
         # A friend in their hold period joined again: they had left, even though the leave
         # update never arrived. The referral stops as if the leave had been seen.
         lost = str(Reason.LEFT_DURING_HOLD)
         moved = await db_referrals.transition_referrals(
             conn,
-            sorted(lost_leaves),
-            ("pending", "held"),
+            sorted(lost_keys),
+            (state,),
             {"state": "rejected", "reason": lost, "decided_at": now},
         )
         for row in moved:
-            at = lost_leaves[(row["program_id"], row["referred_id"])]
+            at = lost_keys[(row["program_id"], row["referred_id"])]
             moves.extend(transitions.moves_of([row], Transition.LEAVE, "rejected", at, lost))
     if returned:
         back = await db_referrals.set_left_at(conn, sorted({(p, u) for p, u, _ in returned}), None)

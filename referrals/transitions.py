@@ -190,12 +190,22 @@ def contribution(state: str | None, left: bool, subtract: bool) -> dict[str, int
     return counts
 
 
+_STATES = (None, "pending", "held", "confirmed", "rejected")
+# Every (state, away, subtract) once: the join path computes thousands of deltas a second.
+_CONTRIBUTIONS = {
+    (state, left, subtract): tuple(contribution(state, left, subtract).items())
+    for state in _STATES
+    for left in (False, True)
+    for subtract in (False, True)
+}
+
+
 def delta(move: Move, subtract: bool) -> dict[str, int]:
     """The change of the reader's counts that ``move`` makes."""
     change: dict[str, int] = {}
-    for name, value in contribution(move.new_state, move.left_after, subtract).items():
-        change[name] = change.get(name, 0) + value
-    for name, value in contribution(move.old_state, move.left_before, subtract).items():
+    for name, value in _CONTRIBUTIONS[(move.new_state, move.left_after, subtract)]:
+        change[name] = value
+    for name, value in _CONTRIBUTIONS[(move.old_state, move.left_before, subtract)]:
         change[name] = change.get(name, 0) - value
     return {name: value for name, value in change.items() if value}
 
@@ -239,13 +249,15 @@ async def record(
     leave policy subtracts leavers. ``windows`` sets the burst window of those readers (the
     join path); ``touch`` readers get a counts row even when nothing of theirs changed."""
     deltas: dict[tuple[int, int], dict[str, int]] = {}
+    steps: list[dict[str, int]] = []  # each move's own delta, in order
     for move in moves:
         move.check()
+        step = delta(move, subtract.get(move.program_id, False))
+        steps.append(step)
         if move.referrer_id is None:
             continue
-        key = (move.program_id, move.referrer_id)
-        total = deltas.setdefault(key, {})
-        for name, value in delta(move, subtract.get(move.program_id, False)).items():
+        total = deltas.setdefault((move.program_id, move.referrer_id), {})
+        for name, value in step.items():
             total[name] = total.get(name, 0) + value
     for key in touch:
         deltas.setdefault(key, {})
@@ -271,16 +283,17 @@ async def record(
                 )
             )
     await db_events.insert_events(conn, [event_of(move) for move in moves])
-    changes = _change_records(moves, deltas, counted, subtract)
-    await db_counts.insert_count_changes(conn, [_change_row(change) for change in changes])
+    changes = _change_records(moves, steps, deltas, counted) if moving else []
+    if changes:
+        await db_counts.insert_count_changes(conn, [_change_row(change) for change in changes])
     return Recorded({key: counted[key] for key in moving if key in counted}, changes)
 
 
 def _change_records(
     moves: Sequence[Move],
+    steps: Sequence[Mapping[str, int]],
     deltas: Mapping[tuple[int, int], Mapping[str, int]],
     counted_after: Mapping[tuple[int, int], int],
-    subtract: Mapping[int, bool],
 ) -> list[ChangeRecord]:
     """One record per move that moved its reader's counted total, chained in move order
     from the reader's total before the batch to the total after it."""
@@ -290,11 +303,11 @@ def _change_records(
         if deltas[key].get("counted")
     }
     changes: list[ChangeRecord] = []
-    for move in moves:
+    for move, change in zip(moves, steps, strict=True):
         if move.referrer_id is None:
             continue
         key = (move.program_id, move.referrer_id)
-        step = delta(move, subtract.get(move.program_id, False)).get("counted", 0)
+        step = change.get("counted", 0)
         if not step or key not in running:
             continue
         before = running[key]

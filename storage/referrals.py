@@ -87,20 +87,25 @@ async def transition_referrals(
     """Move referrals still in ``from_states`` to ``values``; returns the rows moved: keys,
     referrer_id, joined_at, confirmed_at and left_at after the move, and ``old_state`` and
     ``old_left_at`` before it."""
+    # From one state that is never "away" (only a confirmed friend can have left), the old
+    # state and left_at are known: no read is needed before the guarded UPDATE.
+    known = from_states[0] if len(from_states) == 1 and from_states[0] != "confirmed" else None
     moved: list[dict[str, Any]] = []
     for condition in pair_filters(referrals.c.program_id, referrals.c.referred_id, keys):
-        # Read the old state first; the UPDATE's guard makes a concurrent move a no-op.
-        before = await conn.execute(
-            select(
-                referrals.c.program_id,
-                referrals.c.referred_id,
-                referrals.c.state,
-                referrals.c.left_at,
-            ).where(condition, referrals.c.state.in_(from_states))
-        )
-        old = {(r.program_id, r.referred_id): (r.state, r.left_at) for r in before}
-        if not old:
-            continue
+        old: dict[tuple[int, int], tuple[str, Any]] = {}
+        if known is None:
+            # Read the old state first; the UPDATE's guard makes a concurrent move a no-op.
+            before = await conn.execute(
+                select(
+                    referrals.c.program_id,
+                    referrals.c.referred_id,
+                    referrals.c.state,
+                    referrals.c.left_at,
+                ).where(condition, referrals.c.state.in_(from_states))
+            )
+            old = {(r.program_id, r.referred_id): (r.state, r.left_at) for r in before}
+            if not old:
+                continue
         result = await conn.execute(
             update(referrals)
             .where(condition, referrals.c.state.in_(from_states))
@@ -115,7 +120,7 @@ async def transition_referrals(
             )
         )
         for row in result.mappings():
-            state, left_at = old[(row["program_id"], row["referred_id"])]
+            state, left_at = old.get((row["program_id"], row["referred_id"]), (known, None))
             moved.append({**row, "old_state": state, "old_left_at": left_at})
     return moved
 
