@@ -22,16 +22,20 @@ from bots.telegram.handlers import (
 
 
 def get_routers() -> list[Router]:
-    """Engine refusals' error handler first (errors propagate through every router); the
-    deep-link /start before the plain one (both in ``start``); the catch-alls last.
+    """Membership events first (the most frequent updates); the engine refusals' error
+    handler anywhere (an error propagates through every router); the deep-link /start
+    before the plain one (both in ``start``); the catch-alls last. ``membership`` and
+    ``setup`` both handle ``my_chat_member``, for private chats and for groups: disjoint.
 
     aiogram attaches a router to one dispatcher only; a second bot built in the same
     process (the tests, the demo) takes the routers over from the previous one.
     """
     routers = [
+        # Membership first: joins and join requests are most of the updates, and every
+        # router before theirs is one more the dispatcher walks through for each of them.
+        membership.router,
         errors.router,
         setup.router,
-        membership.router,
         start.router,
         invite.router,
         stats.router,
