@@ -4,6 +4,7 @@ helpers shared by the routers."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -175,24 +176,50 @@ class ContextMiddleware(BaseMiddleware):
 
 
 class ProgramCache:
-    """Programs by chat id, kept for a few seconds: every membership update needs one."""
+    """Programs by chat id, kept for a few seconds: every membership update needs one. The
+    updates of one batch ask at once; when the entry has expired, one of them reads the
+    database and the others wait for that read instead of each making their own."""
 
     def __init__(self, referrals: ReferralService, ttl: float = 5.0) -> None:
         self._referrals = referrals
         self._ttl = ttl
         self._entries: dict[int, tuple[float, Program | None]] = {}
+        self._loading: dict[int, asyncio.Future[Program | None]] = {}
+        self._generation = 0  # bumped by forget(): a read begun before it is not kept
 
     async def for_chat(self, chat_id: int) -> Program | None:
         hit = self._entries.get(chat_id)
         now = time.monotonic()
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1]
-        program = await self._referrals.find_program(PLATFORM, chat_id)
-        self._entries[chat_id] = (now, program)
+        loading = self._loading.get(chat_id)
+        if loading is not None:
+            return await asyncio.shield(loading)
+        future: asyncio.Future[Program | None] = asyncio.get_running_loop().create_future()
+        self._loading[chat_id] = future
+        generation = self._generation
+        try:
+            program = await self._referrals.find_program(PLATFORM, chat_id)
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()  # the waiters get it; nobody else has to retrieve it
+            raise
+        finally:
+            if self._loading.get(chat_id) is future:
+                del self._loading[chat_id]
+        if generation == self._generation:
+            self._entries[chat_id] = (now, program)
+        future.set_result(program)
         return program
 
     def forget(self, chat_id: int | None = None) -> None:
+        self._generation += 1
         if chat_id is None:
             self._entries.clear()
+            self._loading.clear()
         else:
             self._entries.pop(chat_id, None)
+            self._loading.pop(chat_id, None)
