@@ -362,11 +362,15 @@ class AttributionService:
         now = self._engine.clock.now()
         key = (event.program_id, event.user_id)
         async with self._engine.db.write() as conn:
-            program_row = await db_programs.program_by_id(conn, event.program_id)
+            program_row = (
+                await db_programs.programs_by_ids(conn, [event.program_id], share=True)
+            ).get(event.program_id)
             if program_row is None:
                 raise ProgramNotFound(f"no program {event.program_id}")
             await db_members.set_member_left(conn, event.program_id, event.user_id, at)
-            found = await db_referrals.referral(conn, event.program_id, event.user_id)
+            # Locked (PostgreSQL): no other instance can confirm it between this read and
+            # the change decided from it.
+            found = await db_referrals.referral(conn, event.program_id, event.user_id, lock=True)
             if found is None:
                 return LeaveOutcome(LeaveStatus.NO_REFERRAL)
             subtract = program_row["leave_policy"] == LeavePolicy.SUBTRACT
@@ -507,6 +511,14 @@ class AttributionService:
         gone: list[tuple[int, int]],
         now: datetime,
     ) -> tuple[int, int, dict[tuple[int, int], int]]:
+        # A program paused while its members were being asked confirms nothing; the rules
+        # read here (the leave policy) hold until this transaction ends.
+        programs = await db_programs.programs_by_ids(
+            conn, {key[0] for key in (*stay, *gone)}, share=True
+        )
+        running = {pid for pid, row in programs.items() if not row["paused"]}
+        stay = [key for key in stay if key[0] in running]
+        gone = [key for key in gone if key[0] in running]
         moved = await db_referrals.transition_referrals(
             conn,
             stay,
@@ -523,7 +535,6 @@ class AttributionService:
             *transitions.moves_of(moved, Transition.CONFIRM, "confirmed", now),
             *transitions.moves_of(dropped, Transition.REJECT, "rejected", now, reason),
         ]
-        programs = await db_programs.programs_by_ids(conn, {m.program_id for m in moves})
         recorded = await transitions.record(
             conn,
             moves,

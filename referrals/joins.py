@@ -74,7 +74,10 @@ async def decide_joins(
 ) -> list[Result]:
     """Record ``batch`` in one transaction; one result per event, in order."""
     results: list[Result | None] = [None] * len(batch)
-    programs = await db_programs.programs_by_ids(conn, {event.program_id for event in batch})
+    # Shared: a change of a program's rules (its leave policy) waits for this batch.
+    programs = await db_programs.programs_by_ids(
+        conn, {event.program_id for event in batch}, share=True
+    )
     todo: list[int] = []
     for index, event in enumerate(batch):
         if event.program_id not in programs:

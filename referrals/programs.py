@@ -283,8 +283,13 @@ class ProgramService:
         await self._engine.require_manager(program, actor_id)
         now = self._engine.clock.now()
         async with self._engine.db.write() as conn:
+            # Held (PostgreSQL): joins, leaves and decisions that count by this program's
+            # rules wait, so none of them applies the old policy after the recount.
+            locked = await db_programs.program_by_id(conn, program_id, lock=True)
+            if locked is None:
+                raise ProgramNotFound(f"program {program_id} was deleted meanwhile")
             await db_programs.update_program(conn, program_id, {**values, "updated_at": now})
-            if "leave_policy" in values and values["leave_policy"] != program.leave_policy:
+            if "leave_policy" in values and values["leave_policy"] != locked["leave_policy"]:
                 await transitions.recount(
                     conn, program_id, values["leave_policy"] == LeavePolicy.SUBTRACT, now
                 )

@@ -30,6 +30,7 @@ from referrals.transitions import Transition
 from storage import counts as db_counts
 from storage import members as db_members
 from storage import outbox as db_outbox
+from storage import programs as db_programs
 from storage import referrals as db_referrals
 
 MAX_NOTE = 200
@@ -161,7 +162,7 @@ class ReviewService:
         now = self._engine.clock.now()
         note = clean_name(note, MAX_NOTE)
         async with self._engine.db.write() as conn:
-            row = await db_referrals.referral(conn, program_id, referred_id)
+            row = await db_referrals.referral(conn, program_id, referred_id, lock=True)
             if row is None:
                 raise NotReversible("no such referral")
             if expect is not None and row["state"] != expect:
@@ -172,6 +173,12 @@ class ReviewService:
                 values = {"state": "confirmed", "reason": None}
                 if row["confirmed_at"] is None:
                     values["confirmed_at"] = now
+                # Counted again as the friend is now: away if they are not a member.
+                member = await db_members.member(conn, program_id, referred_id)
+                if member is not None and member["is_member"]:
+                    values["left_at"] = None
+                else:
+                    values["left_at"] = (member["last_left_at"] if member else None) or now
             else:
                 raise NotReversible(
                     f"the referral is {row['state']}: decide it first", state=row["state"]
@@ -230,10 +237,13 @@ class ReviewService:
         """Counts, events and change records of the decisions, and one message per reader
         telling them how their friends were decided."""
         now = self._engine.clock.now()
+        # The policy as it stands in this transaction (a change of it waits for this one).
+        rules = (await db_programs.programs_by_ids(conn, [program.id], share=True)).get(program.id)
+        policy = rules["leave_policy"] if rules is not None else program.leave_policy
         recorded = await transitions.record(
             conn,
             moves,
-            subtract={program.id: program.leave_policy == LeavePolicy.SUBTRACT},
+            subtract={program.id: policy == LeavePolicy.SUBTRACT},
             now=now,
         )
         names = await db_members.members_by_keys(

@@ -265,7 +265,13 @@ async def record(
         for key in windows:
             deltas.setdefault(key, {})
 
-    moving = {key for key, change in deltas.items() if change.get("counted")}
+    # Readers with a move that changed their counted total, even when their moves cancel
+    # out in this batch (confirmed at the hold's end, then left): each move gets a record.
+    moving = {
+        (move.program_id, move.referrer_id)
+        for move, step in zip(moves, steps, strict=True)
+        if move.referrer_id is not None and step.get("counted")
+    }
     counted: dict[tuple[int, int], int] = {}
     for with_windows in (True, False) if windows else (False,):
         for returning in (True, False):
@@ -295,13 +301,10 @@ def _change_records(
     deltas: Mapping[tuple[int, int], Mapping[str, int]],
     counted_after: Mapping[tuple[int, int], int],
 ) -> list[ChangeRecord]:
-    """One record per move that moved its reader's counted total, chained in move order
-    from the reader's total before the batch to the total after it."""
-    running = {
-        key: counted_after[key] - deltas[key].get("counted", 0)
-        for key in counted_after
-        if deltas[key].get("counted")
-    }
+    """One record per move that moved its reader's counted total (also when the reader's
+    moves cancel out in the batch), chained in move order from the reader's total before
+    the batch to the total after it."""
+    running = {key: counted_after[key] - deltas[key].get("counted", 0) for key in counted_after}
     changes: list[ChangeRecord] = []
     for move, change in zip(moves, steps, strict=True):
         if move.referrer_id is None:

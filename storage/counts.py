@@ -97,13 +97,14 @@ async def recompute_counted(
     """Counted totals after a change of the leave policy: ``confirmed - left`` when leavers
     are subtracted, else ``confirmed``. Only readers with friends who left can move; returns
     (reader_id, before, after) for those whose total moved, readers in id order."""
-    rows = (
-        await conn.execute(
-            select(referrer_counts.c.referrer_id, referrer_counts.c.counted)
-            .where(referrer_counts.c.program_id == program_id, referrer_counts.c.left > 0)
-            .order_by(referrer_counts.c.referrer_id)
-        )
-    ).all()
+    read = (
+        select(referrer_counts.c.referrer_id, referrer_counts.c.counted)
+        .where(referrer_counts.c.program_id == program_id, referrer_counts.c.left > 0)
+        .order_by(referrer_counts.c.referrer_id)
+    )
+    if conn.dialect.name == "postgresql":
+        read = read.with_for_update()  # the totals recorded as "before" stay true
+    rows = (await conn.execute(read)).all()
     counted = (
         referrer_counts.c.confirmed - referrer_counts.c.left
         if subtract_left

@@ -28,14 +28,26 @@ from storage.sql import (
 )
 
 
-async def program_by_id(conn: AsyncConnection, program_id: int) -> RowMapping | None:
-    result = await conn.execute(select(programs).where(programs.c.id == program_id))
-    return result.mappings().first()
+async def program_by_id(
+    conn: AsyncConnection, program_id: int, *, lock: bool = False
+) -> RowMapping | None:
+    """A program; with ``lock`` its row is held for an update of its rules (PostgreSQL)."""
+    query = select(programs).where(programs.c.id == program_id)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return (await conn.execute(query)).mappings().first()
 
 
-async def programs_by_ids(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, RowMapping]:
-    result = await conn.execute(select(programs).where(programs.c.id.in_(list(ids))))
-    return {row["id"]: row for row in result.mappings()}
+async def programs_by_ids(
+    conn: AsyncConnection, ids: Iterable[int], *, share: bool = False
+) -> dict[int, RowMapping]:
+    """Programs by id, ordered; with ``share`` their rows are held against a change of their
+    rules (the leave policy, the pause) until the transaction ends (PostgreSQL): writers
+    that count by those rules take them this way."""
+    query = select(programs).where(programs.c.id.in_(list(ids))).order_by(programs.c.id)
+    if share and conn.dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    return {row["id"]: row for row in (await conn.execute(query)).mappings()}
 
 
 async def program_by_destination(

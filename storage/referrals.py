@@ -42,13 +42,18 @@ async def referrals_by_keys(
     return await rows_by_pairs(conn, referrals, "program_id", "referred_id", keys, columns)
 
 
-async def referral(conn: AsyncConnection, program_id: int, referred_id: int) -> RowMapping | None:
-    result = await conn.execute(
-        select(referrals).where(
-            referrals.c.program_id == program_id, referrals.c.referred_id == referred_id
-        )
+async def referral(
+    conn: AsyncConnection, program_id: int, referred_id: int, *, lock: bool = False
+) -> RowMapping | None:
+    """One referral; with ``lock`` the row is held until the transaction ends (PostgreSQL;
+    on SQLite the one writer already keeps others out), so a decision taken from what was
+    read cannot be overtaken by another instance."""
+    query = select(referrals).where(
+        referrals.c.program_id == program_id, referrals.c.referred_id == referred_id
     )
-    return result.mappings().first()
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return (await conn.execute(query)).mappings().first()
 
 
 async def insert_referrals(
@@ -95,14 +100,16 @@ async def transition_referrals(
         old: dict[tuple[int, int], tuple[str, Any]] = {}
         if known is None:
             # Read the old state first; the UPDATE's guard makes a concurrent move a no-op.
-            before = await conn.execute(
-                select(
-                    referrals.c.program_id,
-                    referrals.c.referred_id,
-                    referrals.c.state,
-                    referrals.c.left_at,
-                ).where(condition, referrals.c.state.in_(from_states))
-            )
+            read = select(
+                referrals.c.program_id,
+                referrals.c.referred_id,
+                referrals.c.state,
+                referrals.c.left_at,
+            ).where(condition, referrals.c.state.in_(from_states))
+            if conn.dialect.name == "postgresql":
+                # Held until the transaction ends: what is read is what the update changes.
+                read = read.with_for_update()
+            before = await conn.execute(read)
             old = {(r.program_id, r.referred_id): (r.state, r.left_at) for r in before}
             if not old:
                 continue

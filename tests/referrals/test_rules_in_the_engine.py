@@ -255,3 +255,33 @@ async def test_a_join_mode_the_platform_cannot_do_is_refused(
     program = await service.create_program("telegram", -300, "channel", "Only bot")
     with pytest.raises(SettingsError):
         await service.update_settings(program.id, None, join_mode="direct")
+
+
+async def test_a_program_paused_while_its_members_are_asked_confirms_nothing(
+    db: Database, clock: FakeClock
+) -> None:
+    """confirm_due asks the platform outside any transaction; a program paused meanwhile
+    (the bot lost its rights) must not confirm what was asked about."""
+    from delivery.port import Membership, MembershipResult
+    from referrals.service import ReferralService as Service
+
+    class PausingPlatform(FakePlatform):
+        service: Service | None = None
+
+        async def get_membership(self, destination, user_id):  # type: ignore[no-untyped-def]
+            assert self.service is not None
+            found = await self.service.find_program("telegram", destination.destination_id)
+            if found is not None and not found.paused:
+                await self.service.set_paused(found.id, True, "lost_rights")
+            return MembershipResult(Membership.MEMBER)
+
+    platform = PausingPlatform()
+    service = Service(db, clock, {"telegram": platform})
+    platform.service = service
+    program = await make_program(service, hold_hours=1)
+    link = (await service.get_or_create_link(program.id, person(READER))).link
+    await service.record_join(join(program, FRIEND, clock.now(), link.code))
+    clock.advance(hours=2)
+    result = await service.confirm_due()
+    assert result.confirmed == 0
+    assert (await referral_rows(db, program.id))[FRIEND]["state"] == "pending"

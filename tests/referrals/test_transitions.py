@@ -247,3 +247,39 @@ async def test_changes_stay_within_their_program_when_a_program_is_deleted(
     clock.advance(timedelta(minutes=1))
     await service.delete_program(program.id, None)
     assert await changes(db, program.id) == []
+
+
+async def test_a_confirmation_and_a_leave_in_one_change_both_have_records(
+    service: ReferralService, db: Database, clock: FakeClock
+) -> None:
+    """The scheduler was down: a friend who stayed the hold and left after it is confirmed
+    as of the hold's end, then marked left, in one transaction. Under the subtract policy
+    the reader's total ends where it began, yet they did reach 1 (a milestone's rung)."""
+    program = await make_program(service, hold_hours=48, leave_policy="subtract")
+    link = (await service.get_or_create_link(program.id, person(READER))).link
+    await service.record_join(join(program, FRIEND, clock.now(), link.code))
+    clock.advance(hours=50)
+    await service.record_leave(LeaveEvent(program.id, FRIEND, clock.now()))
+    assert summary(await changes(db, program.id)) == [
+        (READER, 0, 1, "confirm"),
+        (READER, 1, 0, "leave"),
+    ]
+
+
+async def test_undoing_back_to_counted_follows_whether_the_friend_is_still_in(
+    service: ReferralService, db: Database, clock: FakeClock, platform: FakePlatform
+) -> None:
+    program = await make_program(service, hold_hours=0, leave_policy="subtract")
+    platform.admins[CHANNEL_ID] = {ADMIN}
+    link = (await service.get_or_create_link(program.id, person(READER))).link
+    await service.record_join(join(program, FRIEND, clock.now(), link.code, "j1"))
+    clock.advance(days=1)
+    await service.record_leave(LeaveEvent(program.id, FRIEND, clock.now()))
+    await service.undo(program.id, FRIEND, ADMIN)  # confirmed (away) -> rejected
+    clock.advance(days=1)
+    await service.record_join(join(program, FRIEND, clock.now(), None, "j2"))  # back in
+    await service.undo(program.id, FRIEND, ADMIN)  # rejected -> confirmed: they are in
+    row = (await referral_rows(db, program.id))[FRIEND]
+    assert (row["state"], row["left_at"]) == ("confirmed", None)
+    counts = await counts_row(db, program.id, READER)
+    assert counts is not None and (counts["counted"], counts["left"]) == (1, 0)
