@@ -24,7 +24,7 @@ from referrals.models import (
     TooManyLinks,
 )
 from referrals.programs import ProgramService
-from referrals.text import clean_name
+from referrals.text import member_row
 from storage import events as db_events
 from storage import links as db_links
 from storage import members as db_members
@@ -64,15 +64,7 @@ async def note_person(
     """Insert or refresh the member row (name) of someone acting in a program."""
     await db_members.upsert_people(
         conn,
-        [
-            {
-                "program_id": program_id,
-                "user_id": person.user_id,
-                "display_name": clean_name(person.display_name),
-                "username": clean_name(person.username, 64) or None,
-                "first_seen_at": now,
-            }
-        ],
+        [member_row(program_id, person, now)],
         joined=False,
     )
 

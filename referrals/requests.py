@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from referrals.clock import ensure_utc
 from referrals.models import JoinRequestOutcome, Person, ProgramNotFound, RequestStatus
 from referrals.programs import program_from_row
-from referrals.text import clean_name
+from referrals.text import member_row
 from storage import join_requests as db_requests
 from storage import links as db_links
 from storage import members as db_members
@@ -106,16 +106,7 @@ async def _decide_round(
     await db_members.upsert_people(
         conn,
         sorted(
-            (
-                {
-                    "program_id": r.program_id,
-                    "user_id": r.person.user_id,
-                    "display_name": clean_name(r.person.display_name),
-                    "username": clean_name(r.person.username, 64) or None,
-                    "first_seen_at": ensure_utc(r.at),
-                }
-                for r in requests
-            ),
+            (member_row(r.program_id, r.person, ensure_utc(r.at)) for r in requests),
             key=lambda row: (row["program_id"], row["user_id"]),
         ),
         joined=False,

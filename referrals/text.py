@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import datetime
+from typing import Any
+
+from referrals.models import Person
 
 _SPACES = re.compile(r"\s+")
 # Categories that render invisibly or reorder text: controls, format characters
@@ -28,3 +32,14 @@ def clean_name(value: str | None, max_length: int = 64) -> str:
     if len(kept) > max_length:
         kept = kept[: max_length - 1].rstrip() + "…"
     return kept
+
+
+def member_row(program_id: int, person: Person, seen_at: datetime) -> dict[str, Any]:
+    """The member row of someone acting in a program: their names, cleaned."""
+    return {
+        "program_id": program_id,
+        "user_id": person.user_id,
+        "display_name": clean_name(person.display_name),
+        "username": clean_name(person.username, 64) or None,
+        "first_seen_at": seen_at,
+    }

@@ -83,6 +83,16 @@ def _insert_referrals_stmt(dialect: str, returning: bool) -> Any:
     return stmt
 
 
+# What a moved referral reports back (the state machine's move needs it).
+_MOVED = (
+    referrals.c.program_id,
+    referrals.c.referred_id,
+    referrals.c.referrer_id,
+    referrals.c.joined_at,
+    referrals.c.confirmed_at,
+)
+
+
 async def transition_referrals(
     conn: AsyncConnection,
     keys: Sequence[tuple[int, int]],
@@ -117,14 +127,7 @@ async def transition_referrals(
             update(referrals)
             .where(condition, referrals.c.state.in_(from_states))
             .values(**values)
-            .returning(
-                referrals.c.program_id,
-                referrals.c.referred_id,
-                referrals.c.referrer_id,
-                referrals.c.joined_at,
-                referrals.c.confirmed_at,
-                referrals.c.left_at,
-            )
+            .returning(*_MOVED, referrals.c.left_at)
         )
         for row in result.mappings():
             state, left_at = old.get((row["program_id"], row["referred_id"]), (known, None))
@@ -147,13 +150,7 @@ async def set_left_at(
             update(referrals)
             .where(condition, referrals.c.state == "confirmed", guard)
             .values(left_at=left_at)
-            .returning(
-                referrals.c.program_id,
-                referrals.c.referred_id,
-                referrals.c.referrer_id,
-                referrals.c.joined_at,
-                referrals.c.confirmed_at,
-            )
+            .returning(*_MOVED)
         )
         moved.extend(dict(row) for row in result.mappings())
     return moved
