@@ -63,6 +63,9 @@ class Program:
     created_by: int | None
     created_at: datetime
     updated_at: datetime
+    reward_cap: int | None = None
+    reward_cap_period: str = "year"
+    currency: str | None = None
 
     @property
     def destination(self) -> Destination:

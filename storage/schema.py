@@ -121,6 +121,11 @@ programs = Table(
     # A join link of the chat itself, for friends in the through-the-bot mode of a
     # private chat (public chats are joined by username).
     Column("join_url", String(256)),
+    # Rewards: at most ``reward_cap`` rewardable referrals per reader per ``reward_cap_period``
+    # (week, month or year in the program's timezone); what a reward costs is in ``currency``.
+    Column("reward_cap", Integer),
+    Column("reward_cap_period", String(8), nullable=False, server_default="year"),
+    Column("currency", String(8)),
     Column("created_by", BigInteger),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
@@ -365,12 +370,190 @@ join_requests = Table(
     Index("ix_join_requests_due", "state", "check_until"),
 )
 
+# --- rewards (rewards/) -------------------------------------------------------------------
+
+REWARD_KINDS = ("message", "coupon", "chat", "manual", "role")
+
+# A rule that earns a reward: a milestone ("3 friends"; ``step`` makes it recurring, one
+# occurrence every ``step`` rewardable referrals) or the friend reward (``role`` "friend":
+# the referred person's, when their referral is confirmed). Removing one keeps its row
+# (``removed_at``): grants point at it.
+milestones = Table(
+    "milestones",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("program_id", Id, ForeignKey("programs.id", ondelete="CASCADE"), nullable=False),
+    Column("role", String(12), nullable=False, server_default="milestone"),
+    Column("count", Integer),
+    Column("step", Integer),
+    Column("title", String(128), nullable=False),
+    Column("reward_kind", String(12), nullable=False),
+    Column("message", Text),  # the manager's template (at most 4,096 characters)
+    Column("pool_id", Id),
+    Column("chat_id", BigInteger),  # one-time access: the private chat
+    Column("chat_title", String(256)),
+    Column("question", String(512)),  # manual fulfilment: what the reader is asked
+    Column("role_id", BigInteger),  # a Discord role
+    Column("approval", String(8), nullable=False, server_default="auto"),
+    Column("cost_cents", Integer),
+    Column("paused", Boolean, nullable=False, server_default=text("false")),
+    Column("removed_at", UTCDateTime),
+    Column("created_by", BigInteger),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("role IN ('milestone', 'friend')", name="milestone_role"),
+    CheckConstraint(
+        "reward_kind IN ('message', 'coupon', 'chat', 'manual', 'role')", name="reward_kind"
+    ),
+    CheckConstraint("approval IN ('auto', 'manual', 'semi')", name="milestone_approval"),
+    Index("ix_milestones_program", "program_id", "role"),
+)
+
+reward_pools = Table(
+    "reward_pools",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("program_id", Id, ForeignKey("programs.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("low_alerted_at", UTCDateTime),
+    Column("empty_alerted_at", UTCDateTime),
+)
+
+# A code belongs to at most one grant (``grant_id`` is unique) and an assigned code is never
+# unassigned: it stays used even when its grant's reader is forgotten.
+reward_codes = Table(
+    "reward_codes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("pool_id", Id, ForeignKey("reward_pools.id", ondelete="CASCADE"), nullable=False),
+    Column("code", String(128), nullable=False),
+    Column("grant_id", Id),
+    Column("added_at", UTCDateTime, nullable=False),
+    Column("assigned_at", UTCDateTime),
+    Index("uq_reward_codes_code", "pool_id", "code", unique=True),
+    Index("uq_reward_codes_grant", "grant_id", unique=True),
+    Index(
+        "ix_reward_codes_free",
+        "pool_id",
+        "id",
+        sqlite_where=text("grant_id IS NULL"),
+        postgresql_where=text("grant_id IS NULL"),
+    ),
+)
+
+GRANT_STATES = (
+    "awaiting_approval",  # a manager approves it first
+    "unlocked",  # due for delivery
+    "delivering",  # its message is in the outbox
+    "delivered",
+    "waiting_stock",  # its pool is empty
+    "undeliverable",  # the reader cannot be messaged now (blocked, never started)
+    "unclaimed",  # a friend reward waiting for the friend to open the bot
+    "below_rung",  # not delivered yet and the reader fell below its rung: a manager decides
+    "awaiting_answer",  # manual fulfilment: the reader was asked
+    "fulfilling",  # manual fulfilment: answered, a manager sends the prize
+    "fulfilled",
+    "rejected",  # a manager turned it down
+    "unreachable",  # a prize unclaimed past its claim window
+)
+
+# A reward earned: unique per (program, reader, source, source id, occurrence), so a reader
+# never gets one rung twice. ``source`` is "milestone", "friend" or "prize".
+grants = Table(
+    "grants",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("program_id", Id, ForeignKey("programs.id", ondelete="CASCADE"), nullable=False),
+    Column("reader_id", BigInteger),  # None once the reader was forgotten
+    Column("source", String(12), nullable=False),
+    Column("source_id", Id, nullable=False),
+    Column("occurrence", Integer, nullable=False, server_default="1"),
+    Column("milestone_id", Id),
+    Column("rung", Integer),  # the rewardable total it was earned at
+    Column("state", String(20), nullable=False),
+    Column("reward_kind", String(12), nullable=False),
+    Column("title", String(128), nullable=False),
+    Column("cost_cents", Integer),
+    Column("code_id", Id),
+    Column("access_url", String(256)),  # one-time access: the join-request link minted
+    Column("access_expires_at", UTCDateTime),
+    Column("answer", Text),  # manual fulfilment: the reader's answer (personal data)
+    Column("delivery_key", String(64)),  # the idempotency key of its latest outbox row
+    Column("delivery_error", String(256)),
+    Column("held", Boolean, nullable=False, server_default=text("false")),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime),
+    Column("unlocked_at", UTCDateTime, nullable=False),
+    Column("decided_at", UTCDateTime),
+    Column("decided_by", BigInteger),
+    Column("delivered_at", UTCDateTime),
+    Column("fulfilled_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(
+        "uq_grants_source",
+        "program_id",
+        "reader_id",
+        "source",
+        "source_id",
+        "occurrence",
+        unique=True,
+    ),
+    Index("ix_grants_due", "state", "next_attempt_at"),
+    Index("ix_grants_reader", "program_id", "reader_id"),
+    Index("ix_grants_delivery", "delivery_key"),
+    Index("ix_grants_access", "access_url"),
+)
+
+# Per reader: the rewardable total (counted, less referrals confirmed beyond the reward
+# cap) and its highest value, kept by the milestone job from the change records.
+reward_progress = Table(
+    "reward_progress",
+    metadata,
+    Column("program_id", Id, ForeignKey("programs.id", ondelete="CASCADE"), primary_key=True),
+    Column("reader_id", BigInteger, primary_key=True),
+    Column("rewardable", Integer, nullable=False, server_default="0"),
+    Column("highest", Integer, nullable=False, server_default="0"),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Whether a referral counts toward rewards (decided once, when it first counted, against the
+# reward cap of its confirmation's period).
+reward_referrals = Table(
+    "reward_referrals",
+    metadata,
+    Column("program_id", Id, ForeignKey("programs.id", ondelete="CASCADE"), primary_key=True),
+    Column("referred_id", BigInteger, primary_key=True),
+    Column("reader_id", BigInteger, nullable=False),
+    Column("rewardable", Boolean, nullable=False),
+    Column("confirmed_at", UTCDateTime, nullable=False),
+    Index("ix_reward_referrals_reader", "program_id", "reader_id", "confirmed_at"),
+)
+
+# A guided conversation in progress (a manager adding a milestone, a reader answering a
+# question): kept in the database so a restart does not lose it; it expires.
+flows = Table(
+    "flows",
+    metadata,
+    Column("platform", String(16), primary_key=True),
+    Column("user_id", BigInteger, primary_key=True),
+    Column("kind", String(24), nullable=False),
+    Column("step", String(24), nullable=False),
+    Column("data", Text, nullable=False, server_default="{}"),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 __all__ = [
+    "GRANT_STATES",
     "OUTBOX_STATES",
     "REFERRAL_STATES",
+    "REWARD_KINDS",
     "UTCDateTime",
     "count_changes",
     "events",
+    "flows",
+    "grants",
     "inbox",
     "job_claims",
     "join_attempts",
@@ -378,9 +561,14 @@ __all__ = [
     "links",
     "members",
     "metadata",
+    "milestones",
     "outbox",
     "people",
     "programs",
     "referrals",
     "referrer_counts",
+    "reward_codes",
+    "reward_pools",
+    "reward_progress",
+    "reward_referrals",
 ]

@@ -25,6 +25,13 @@ TABLES = {
     "events",
     "job_claims",
     "count_changes",
+    "milestones",
+    "reward_pools",
+    "reward_codes",
+    "grants",
+    "reward_progress",
+    "reward_referrals",
+    "flows",
 }
 
 
