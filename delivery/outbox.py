@@ -42,7 +42,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -167,6 +167,19 @@ class Sender(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A row the drain settled for good: sent, or failed (refused, given up, malformed),
+    by its idempotency key. Listeners get these in the drain's own transaction."""
+
+    key: str
+    sent: bool
+    error: str = ""
+
+
+SettleListener = Callable[[Any, Sequence[Settled]], Awaitable[None]]
+
+
 @dataclass
 class DrainReport:
     sent: int = 0
@@ -224,6 +237,13 @@ class Outbox:
         self._adds: Batcher[list[Mapping[str, Any]], int] = Batcher(
             self._add_batch, name="outbox-add"
         )
+        self._listeners: list[SettleListener] = []
+
+    def on_settled(self, listener: SettleListener) -> None:
+        """Call ``listener(conn, settled)`` in the transaction that settles rows with an
+        idempotency key, so what a row stood for (a reward's grant) records the outcome
+        atomically with it."""
+        self._listeners.append(listener)
 
     def add_sender(self, sender: Sender) -> None:
         """Send ``sender.platform``'s rows through ``sender``, under a limiter of its own
@@ -370,6 +390,18 @@ class Outbox:
             await db_outbox.release(conn, skipped)
             for platform, user_ids in gone.items():
                 await db_people.mark_unreachable(conn, platform, user_ids, self._clock.now())
+            if self._listeners:
+                keys = {row["id"]: row.get("idempotency_key") for row in rows}
+                settled = [
+                    Settled(str(keys[row_id]), True) for row_id, _ in sent if keys.get(row_id)
+                ] + [
+                    Settled(str(keys[row_id]), False, error)
+                    for row_id, error in failed
+                    if keys.get(row_id)
+                ]
+                if settled:
+                    for listener in self._listeners:
+                        await listener(conn, settled)
         report.sent, report.retried, report.failed = len(sent), len(retry), len(failed)
         for row_id, error in failed:
             logger.warning("outbox row %s not delivered: %s", row_id, error)

@@ -79,6 +79,15 @@ class PostRights:
 
 
 @dataclass(frozen=True, slots=True)
+class AccessChat:
+    """A private chat a reward gives one-time access to, as the bot finds it."""
+
+    chat_id: int
+    title: str
+    can_invite: bool  # the bot is an admin there with the right to invite users
+
+
+@dataclass(frozen=True, slots=True)
 class Destination:
     """Where a program lives on its platform, as plain values."""
 
@@ -145,6 +154,27 @@ class PlatformPort(Protocol):
         self, destination: Destination, user_id: int
     ) -> Delivered | Failure:
         """Turn a join request down (a failed human check)."""
+        ...
+
+    async def access_chat(self, chat_id: int) -> AccessChat | Failure:
+        """A reward's private chat: its title and whether the bot may invite there."""
+        ...
+
+    async def create_access_link(
+        self, chat_id: int, *, name: str, expires_at: datetime
+    ) -> InviteCreated | Failure:
+        """A one-time access link to a reward chat: it creates join requests (the bot lets
+        in only the grant's owner), is named after the grant and expires."""
+        ...
+
+    async def revoke_access_link(self, chat_id: int, url: str) -> Delivered | Failure:
+        """Revoke a reward chat's access link (used or expired)."""
+        ...
+
+    async def answer_access_request(
+        self, chat_id: int, user_id: int, approve: bool
+    ) -> Delivered | Failure:
+        """Approve (the grant's owner) or decline (anyone else) a reward chat's join request."""
         ...
 
 

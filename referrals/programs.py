@@ -39,7 +39,9 @@ _NUMERIC: dict[str, tuple[int, int, bool]] = {
     "referrer_cap": (1, 1_000_000, True),
     "burst_limit": (1, 100_000, True),
     "burst_window_minutes": (1, 10_080, False),
+    "reward_cap": (1, 100_000, True),
 }
+REWARD_CAP_PERIODS = ("week", "month", "year")
 SETTING_KEYS = frozenset(
     {
         *_NUMERIC,
@@ -53,6 +55,8 @@ SETTING_KEYS = frozenset(
         "paused_reason",
         "username",
         "join_url",
+        "reward_cap_period",
+        "currency",
     }
 )
 
@@ -129,6 +133,20 @@ def validate_settings(
             clean[key] = None if value is None else clean_name(str(value), 64)
         elif key == "join_url":
             clean[key] = None if not value else str(value)[:256]
+        elif key == "reward_cap_period":
+            if value not in REWARD_CAP_PERIODS:
+                raise SettingsError(
+                    key,
+                    "must be week, month or year",
+                    problem="choice",
+                    options=REWARD_CAP_PERIODS,
+                )
+            clean[key] = value
+        elif key == "currency":
+            code = str(value or "").strip().upper()
+            if code and not (code.isascii() and code.isalpha() and len(code) == 3):
+                raise SettingsError(key, "must be a currency code such as USD or IDR")
+            clean[key] = code or None
         elif key == "username":
             clean[key] = None if not value else clean_name(str(value), 64)
     return clean

@@ -526,6 +526,7 @@ reward_referrals = Table(
     Column("referred_id", BigInteger, primary_key=True),
     Column("reader_id", BigInteger, nullable=False),
     Column("rewardable", Boolean, nullable=False),
+    Column("held", Boolean, nullable=False, server_default=text("false")),  # held or manual
     Column("confirmed_at", UTCDateTime, nullable=False),
     Index("ix_reward_referrals_reader", "program_id", "reader_id", "confirmed_at"),
 )

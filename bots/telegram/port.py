@@ -35,6 +35,7 @@ from bots.render import Renderer
 from delivery.actions import Action, Button, Buttons, Edit, WelcomeApprove
 from delivery.outbox import OutboundMessage, Refusal
 from delivery.port import (
+    AccessChat,
     AdminResult,
     Delivered,
     Destination,
@@ -256,6 +257,49 @@ class TelegramPort:
         if isinstance(result, RetryAfter | Unreachable):
             return result
         return Delivered()
+
+    # --- reward chats -----------------------------------------------------------
+
+    async def access_chat(self, chat_id: int) -> AccessChat | Failure:
+        """The reward chat's title and whether the bot is an admin with the invite right."""
+        chat = await self._ask(lambda: self.bot.get_chat(chat_id))
+        if isinstance(chat, RetryAfter | Unreachable):
+            return chat
+        me = await self._ask(lambda: self.bot.get_chat_member(chat_id, self.bot.id))
+        if isinstance(me, RetryAfter | Unreachable):
+            return me
+        can_invite = me.status == "creator" or (
+            me.status == "administrator" and bool(getattr(me, "can_invite_users", False))
+        )
+        return AccessChat(chat_id, chat.title or str(chat_id), can_invite)
+
+    async def create_access_link(
+        self, chat_id: int, *, name: str, expires_at: datetime
+    ) -> InviteCreated | Failure:
+        """A join-request link (not ``member_limit=1``, which a leave frees and a forwarded
+        link defeats): the bot approves only the grant's owner."""
+        result = await self._ask(
+            lambda: self.bot.create_chat_invite_link(
+                chat_id, name=name[:32], expire_date=expires_at, creates_join_request=True
+            )
+        )
+        if isinstance(result, RetryAfter | Unreachable):
+            return result
+        return InviteCreated(result.invite_link)
+
+    async def revoke_access_link(self, chat_id: int, url: str) -> Delivered | Failure:
+        result = await self._ask(lambda: self.bot.revoke_chat_invite_link(chat_id, url))
+        if isinstance(result, Unreachable) and result.reason is UnreachableReason.REJECTED:
+            return Delivered()  # already revoked or expired
+        if isinstance(result, RetryAfter | Unreachable):
+            return result
+        return Delivered()
+
+    async def answer_access_request(
+        self, chat_id: int, user_id: int, approve: bool
+    ) -> Delivered | Failure:
+        destination = Destination(self.platform, chat_id, "supergroup", "direct")
+        return await self._decide(destination, user_id, approve=approve)
 
     # --- Sender -------------------------------------------------------------------
 

@@ -5,9 +5,10 @@ server instead.) ``benchmarks/`` import it too, to measure the engine without a 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from delivery.port import (
+    AccessChat,
     AdminResult,
     Delivered,
     Destination,
@@ -18,6 +19,7 @@ from delivery.port import (
     PostRights,
     RetryAfter,
     Unreachable,
+    UnreachableReason,
 )
 
 
@@ -38,6 +40,12 @@ class FakePlatform:
     membership_calls: int = 0
     approved: list[tuple[int, int]] = field(default_factory=list)
     declined: list[tuple[int, int]] = field(default_factory=list)
+    # reward chats: chat id -> (title, the bot may invite there)
+    access_chats: dict[int, tuple[str, bool]] = field(default_factory=dict)
+    access_links: dict[str, tuple[int, str, datetime]] = field(default_factory=dict)
+    access_revoked: list[str] = field(default_factory=list)
+    access_answers: list[tuple[int, int, bool]] = field(default_factory=list)
+    access_failure: Failure | None = None
 
     async def create_invite(
         self, destination: Destination, *, code: str, name: str
@@ -82,6 +90,33 @@ class FakePlatform:
         self, destination: Destination, user_id: int
     ) -> Delivered | Failure:
         self.declined.append((destination.destination_id, user_id))
+        return Delivered()
+
+    async def access_chat(self, chat_id: int) -> AccessChat | Failure:
+        if chat_id not in self.access_chats:
+            return Unreachable(UnreachableReason.NOT_FOUND, "chat not found")
+        title, can_invite = self.access_chats[chat_id]
+        return AccessChat(chat_id, title, can_invite)
+
+    async def create_access_link(
+        self, chat_id: int, *, name: str, expires_at: datetime
+    ) -> InviteCreated | Failure:
+        if self.access_failure is not None:
+            return self.access_failure
+        url = f"https://t.me/+reward{len(self.access_links) + 1:04d}"
+        self.access_links[url] = (chat_id, name, expires_at)
+        return InviteCreated(url)
+
+    async def revoke_access_link(self, chat_id: int, url: str) -> Delivered | Failure:
+        self.access_revoked.append(url)
+        return Delivered()
+
+    async def answer_access_request(
+        self, chat_id: int, user_id: int, approve: bool
+    ) -> Delivered | Failure:
+        self.access_answers.append((chat_id, user_id, approve))
+        if approve:
+            self.join(chat_id, user_id)
         return Delivered()
 
     def join(self, destination_id: int, *user_ids: int) -> None:

@@ -156,6 +156,7 @@ def upgrade() -> None:
         sa.Column("referred_id", sa.BigInteger(), nullable=False),
         sa.Column("reader_id", sa.BigInteger(), nullable=False),
         sa.Column("rewardable", sa.Boolean(), nullable=False),
+        sa.Column("held", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["program_id"],
