@@ -38,6 +38,7 @@ from delivery.ratelimit import Limits, RateLimiter
 from referrals.clock import Clock, SystemClock
 from referrals.people import People
 from referrals.service import ReferralService
+from rewards.service import RewardService
 from storage.database import Database, DatabaseURLError, normalise_url
 from storage.migrate import current_revision, head_revision, upgrade
 
@@ -200,6 +201,9 @@ class Application:
         monotonic = monotonic or time.monotonic
         limiters = {"telegram": RateLimiter(limits, monotonic)} if limits else {}
         self.outbox = Outbox(self.db, self.clock, limiters=limiters, monotonic=monotonic)
+        self.rewards = RewardService(self.referrals.engine)
+        # A reward's grant records its message's outcome in the outbox's own transaction.
+        self.outbox.on_settled(self.rewards.settled)
         self.inbox = Inbox(self.db, self.clock)
         self.renderer = Renderer()
         self.bots: list[BotAdapter] = []
@@ -213,6 +217,7 @@ class Application:
                 inbox=self.inbox,
                 clock=self.clock,
                 referrals=self.referrals,
+                rewards=self.rewards,
                 people=self.people,
                 outbox=self.outbox,
                 renderer=self.renderer,
@@ -224,6 +229,8 @@ class Application:
             self.bots.append(self.telegram)
         self.jobs: list[Job] = [
             Job("confirm_due", self._confirm_due, every=timedelta(minutes=1)),
+            # after the confirmations: the milestones their change records reached
+            Job("rewards", self._rewards, every=timedelta(minutes=1)),
             Job("settle_join_requests", self._settle_join_requests, every=timedelta(minutes=1)),
             *(job for bot in self.bots for job in bot.jobs()),
             # hourly, so a day missed while the process was down is caught up soon; the
@@ -237,6 +244,15 @@ class Application:
     async def _confirm_due(self) -> JobReport:
         confirmed = await self.referrals.confirm_due()
         return {"confirmed": confirmed.confirmed, "rejected": confirmed.rejected}
+
+    async def _rewards(self) -> JobReport:
+        evaluated = await self.rewards.evaluate()
+        delivered = await self.rewards.deliver()
+        return {
+            "grants": evaluated.grants,
+            "rewards_queued": delivered.queued,
+            "rewards_waiting_stock": delivered.waiting_stock,
+        }
 
     async def _settle_join_requests(self) -> JobReport:
         approved, declined = await self.referrals.settle_join_requests()

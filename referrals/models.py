@@ -272,6 +272,7 @@ class DeletionSummary:
     join_attempts: int = 0
     events: int = 0
     referrals_unlinked: int = 0
+    grants: int = 0  # rewards kept without their identity
 
 
 @dataclass(frozen=True, slots=True)

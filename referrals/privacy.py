@@ -27,11 +27,13 @@ class PrivacyService:
 
         Deleted: their member rows (names), links (revoked on the platform too), counts,
         receipts, remembered choices, events about them, their contact record (language,
-        whether they started the bot) and the messages still queued for them. Kept: the bare
+        whether they started the bot), the messages still queued for them, their reward
+        progress and fulfilment answers (addresses). Kept: the bare
         referral row that counted *them* for another reader (user id and state only), so the
         same account cannot be counted twice and that reader's count stays true; the audit
         events of decisions they made as a manager, with their bare id as the actor.
-        Referrals they made stay counted for nobody.
+        Referrals they made stay counted for nobody. Their rewards stay as
+        grants without their identity, and codes assigned to them stay used.
         """
         summary = await self.delete_user_data(user)
         await self._people.forget(user.platform, user.user_id)
@@ -54,4 +56,5 @@ class PrivacyService:
             join_attempts=done.get("join_attempts", 0),
             events=done.get("events", 0),
             referrals_unlinked=done.get("referrals_unlinked", 0),
+            grants=done.get("grants_anonymised", 0),
         )

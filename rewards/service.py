@@ -1430,14 +1430,6 @@ class RewardService:
         async with self._db.write() as conn:
             await db.delete_flow(conn, platform, user_id)
 
-    # --- privacy --------------------------------------------------------------------------
-
-    async def forget(self, program_ids: Sequence[int], reader_id: int) -> int:
-        """Forget a reader: their grants stay without their identity and answers; codes
-        assigned to them stay used."""
-        async with self._db.write() as conn:
-            return await db.forget_reader(conn, program_ids, reader_id)
-
 
 def next_milestone(rules: Sequence[Milestone], highest: int) -> tuple[str, int] | None:
     """The title and rewardable total of the next rung above ``highest``."""

@@ -14,11 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.schema import (
     events,
+    flows,
+    grants,
     join_attempts,
     links,
     members,
     referrals,
     referrer_counts,
+    reward_progress,
+    reward_referrals,
 )
 
 
@@ -68,6 +72,31 @@ async def delete_person(
         "members",
         delete(members).where(members.c.program_id.in_(in_programs), members.c.user_id == user_id),
     )
+    # Rewards: their grants stay (what was given, and the codes assigned to them stay used)
+    # without their identity; their fulfilment answers (addresses) go.
+    await run(
+        "grants_anonymised",
+        update(grants)
+        .where(grants.c.program_id.in_(in_programs), grants.c.reader_id == user_id)
+        .values(reader_id=None, answer=None),
+    )
+    await run(
+        "reward_progress",
+        delete(reward_progress).where(
+            reward_progress.c.program_id.in_(in_programs),
+            reward_progress.c.reader_id == user_id,
+        ),
+    )
+    await run(
+        "reward_marks",
+        update(reward_referrals)
+        .where(
+            reward_referrals.c.program_id.in_(in_programs),
+            reward_referrals.c.reader_id == user_id,
+        )
+        .values(reader_id=0),
+    )
+    await run("flows", delete(flows).where(flows.c.user_id == user_id))
     await run(
         "events",
         # Events about them go; their decisions as a manager about others stay, with the

@@ -540,25 +540,6 @@ async def expired_access(conn: AsyncConnection, now: datetime, limit: int) -> li
     return list((await conn.execute(query)).mappings())
 
 
-async def forget_reader(conn: AsyncConnection, program_ids: Sequence[int], reader_id: int) -> int:
-    """Keep a forgotten reader's grants without their identity or answers; their codes stay
-    assigned (used)."""
-    if not program_ids:
-        return 0
-    result = await conn.execute(
-        update(grants)
-        .where(grants.c.program_id.in_(list(program_ids)), grants.c.reader_id == reader_id)
-        .values(reader_id=None, answer=None)
-    )
-    await conn.execute(
-        delete(reward_progress).where(
-            reward_progress.c.program_id.in_(list(program_ids)),
-            reward_progress.c.reader_id == reader_id,
-        )
-    )
-    return int(result.rowcount or 0)
-
-
 # --- flows ---------------------------------------------------------------------------------
 
 

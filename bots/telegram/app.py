@@ -51,6 +51,7 @@ from referrals.clock import Clock
 from referrals.locale import DEFAULT_LOCALE, LOCALES
 from referrals.people import People
 from referrals.service import ReferralService
+from rewards.service import RewardService
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class TelegramBot:
         inbox: Inbox,
         clock: Clock,
         referrals: ReferralService,
+        rewards: RewardService,
         people: People,
         outbox: Outbox,
         renderer: Renderer,
@@ -121,6 +123,7 @@ class TelegramBot:
         self.port: TelegramPort | None = None
         self.dispatcher = Dispatcher(
             referrals=referrals,
+            rewards=rewards,
             people=people,
             outbox=outbox,
             renderer=renderer,

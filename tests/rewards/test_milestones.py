@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from delivery.port import Unreachable, UnreachableReason
-from referrals.models import LeaveEvent, NotAllowed
+from referrals.models import LeaveEvent, NotAllowed, PlatformUser
 from rewards.models import BadMilestone, GrantState
 from tests.helpers.factories import CHANNEL_ID
 from tests.rewards.conftest import MANAGER, READER, Rig
@@ -279,7 +279,8 @@ async def test_forgetting_a_reader_keeps_grants_without_identity(rig: Rig) -> No
     [grant] = await rig.grants()
     assert grant["state"] == "awaiting_answer"
     await rig.rewards.answer("telegram", READER, grant["id"], "1 Main St")
-    assert await rig.rewards.forget([rig.program.id], READER) == 1
+    summary = await rig.referrals.forget(PlatformUser("telegram", READER))
+    assert summary.grants == 1
     assert await rig.grants() == []
     async with rig.db.read() as conn:
         from storage import rewards as db_rewards
