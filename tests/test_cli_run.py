@@ -233,6 +233,7 @@ async def test_every_job_is_registered_by_name_with_one_utc_scheduler(tmp_path: 
         jobs = {job.id: job for job in scheduler.get_jobs()}
         assert list(jobs) == [
             "confirm_due",
+            "rewards",
             "settle_join_requests",
             "telegram_inbox",
             "outbox_purge",
