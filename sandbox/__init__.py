@@ -8,6 +8,7 @@ This package imports nothing but aiohttp and the standard library.
 
 from sandbox.clock import Clock, DatetimeClock, FakeClock, SystemClock
 from sandbox.errors import ApiError, LinkError, ScriptError
+from sandbox.files import FileLimits
 from sandbox.model import (
     GROUP_ANONYMOUS_BOT_ID,
     ApiCall,
@@ -17,6 +18,7 @@ from sandbox.model import (
     PrivateDialog,
     SimBot,
     SimChat,
+    SimFile,
     SimInviteLink,
     SimMember,
     SimMessage,
@@ -36,6 +38,7 @@ __all__ = [
     "DatetimeClock",
     "FakeClock",
     "Fault",
+    "FileLimits",
     "JoinRequest",
     "LinkError",
     "LinkOutcome",
@@ -45,6 +48,7 @@ __all__ = [
     "ScriptError",
     "SimBot",
     "SimChat",
+    "SimFile",
     "SimInviteLink",
     "SimMember",
     "SimMessage",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.errors import ApiError, bad_request, forbidden, too_many_requests
-from sandbox.model import ApiCall, Fault, SimBot, SimChat, SimMember, SimUser
+from sandbox.model import ApiCall, Fault, SimBot, SimChat, SimMember, SimUser, Upload
 from sandbox.world import World
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def api(name: str) -> Callable[[Handler], Handler]:
 
 def _load_methods() -> None:
     # The method modules register themselves on import.
-    from sandbox import methods, methods_chats  # noqa: F401
+    from sandbox import methods, methods_chats, methods_files  # noqa: F401
 
 
 class Params:
@@ -55,7 +55,7 @@ class Params:
     def get_str(self, name: str) -> str | None:
         """A string parameter (numbers and booleans are converted)."""
         value = self.raw.get(name)
-        if value is None:
+        if value is None or isinstance(value, Upload):
             return None
         if isinstance(value, bool):
             return "true" if value else "false"
@@ -255,6 +255,11 @@ def _take_fault(world: World, method: str, params: Params) -> Fault | None:
     return None
 
 
+def _too_large(world: World, params: Params) -> bool:
+    limit = world.file_limits.upload
+    return any(isinstance(v, Upload) and len(v.content) > limit for v in params.raw.values())
+
+
 def _fault_error(fault: Fault) -> ApiError:
     return ApiError(
         fault.error_code,
@@ -287,6 +292,9 @@ async def handle_call(
         error = ApiError(401, "Unauthorized")
     elif name not in HANDLERS:
         error = ApiError(404, "Not Found")
+    elif _too_large(world, params):
+        # Bots upload at most 50 MB; Telegram's front end refuses a bigger request outright.
+        error = ApiError(413, "Request Entity Too Large")
     else:
         fault = _take_fault(world, name, params)
         if fault is not None and fault.mode == "delay":

@@ -452,7 +452,8 @@ def require_chat_access(world: World, bot: SimBot, target: Target) -> None:
     require_member(world, bot, target.chat)
 
 
-def _reply_to(p: Params, store: dict[int, SimMessage]) -> int | None:
+def reply_to(p: Params, store: dict[int, SimMessage]) -> int | None:
+    """The message id a send replies to (``reply_parameters`` or the legacy fields)."""
     reply_id: int | None = None
     allow_missing = p.get_bool("allow_sending_without_reply")
     if p.has("reply_parameters"):
@@ -481,7 +482,7 @@ def send_message(world: World, bot: SimBot, p: Params) -> Any:
     target = resolve(world, chat_ref(p))
     require_can_send(world, bot, target)
     store = store_of(world, bot, target)
-    reply_id = _reply_to(p, store)
+    reply_id = reply_to(p, store)
     preview = p.get_json("link_preview_options", "LinkPreviewOptions")
     throttle(world, bot, "sendmessage", target)
     fields: dict[str, Any] = {

@@ -252,6 +252,42 @@ class SimInviteLink:
 
 
 @dataclass(eq=False)
+class SimFile:
+    """A file stored on the sandbox's servers (a document or a photo).
+
+    ``unique_id`` is the same for every bot (``file_unique_id``); each bot that sees the file
+    gets its own ``file_id`` (see :meth:`sandbox.state.WorldState.file_id_for`).
+    """
+
+    unique_id: str
+    kind: str
+    content: bytes
+    created: int
+    uploaded_by: int
+    file_name: str | None = None
+    mime_type: str | None = None
+    width: int = 0
+    height: int = 0
+
+    @property
+    def size(self) -> int:
+        """``file_size`` in bytes."""
+        return len(self.content)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One file part of a multipart/form-data request, as the server read it."""
+
+    filename: str
+    content_type: str
+    content: bytes
+
+    def __repr__(self) -> str:
+        return f"Upload({self.filename!r}, {self.content_type!r}, {len(self.content)} bytes)"
+
+
+@dataclass(eq=False)
 class SimMessage:
     """A message in a chat or in a private dialog between a user and a bot."""
 
@@ -273,6 +309,16 @@ class SimMessage:
     link_preview_options: dict[str, Any] | None = None
     disable_notification: bool = False
     service: dict[str, Any] = field(default_factory=dict)
+    caption: str | None = None
+    caption_entities: list[Entity] = field(default_factory=list)
+    raw_caption: str | None = None
+    document: SimFile | None = None
+    photo: SimFile | None = None
+
+    @property
+    def file(self) -> SimFile | None:
+        """The document or photo the message carries, if any."""
+        return self.document or self.photo
 
     @property
     def is_private(self) -> bool:

@@ -14,6 +14,7 @@ from sandbox.model import (
     PERMISSIONS,
     SimBot,
     SimChat,
+    SimFile,
     SimInviteLink,
     SimMember,
     SimMessage,
@@ -142,8 +143,64 @@ def group_anonymous_bot(world: WorldState) -> SimUser:
     return world.users[GROUP_ANONYMOUS_BOT_ID]
 
 
-def message_json(world: WorldState, message: SimMessage, *, nested: bool = False) -> Json:
-    """A ``Message`` object."""
+def document_json(world: WorldState, file: SimFile, viewer_id: int) -> Json:
+    """A ``Document`` object with the viewer's own ``file_id``."""
+    data: Json = {
+        "file_id": world.file_id_for(viewer_id, file),
+        "file_unique_id": file.unique_id,
+    }
+    if file.file_name:
+        data["file_name"] = file.file_name
+    if file.mime_type:
+        data["mime_type"] = file.mime_type
+    data["file_size"] = file.size
+    return data
+
+
+def photo_json(world: WorldState, file: SimFile, viewer_id: int) -> list[Json]:
+    """The ``PhotoSize`` list of a photo (the sandbox keeps one size: the original)."""
+    return [
+        {
+            "file_id": world.file_id_for(viewer_id, file),
+            "file_unique_id": file.unique_id,
+            "file_size": file.size,
+            "width": file.width,
+            "height": file.height,
+        }
+    ]
+
+
+def file_json(world: WorldState, file: SimFile, viewer_id: int, path: str | None) -> Json:
+    """A ``File`` object (getFile)."""
+    data: Json = {
+        "file_id": world.file_id_for(viewer_id, file),
+        "file_unique_id": file.unique_id,
+        "file_size": file.size,
+    }
+    if path is not None:
+        data["file_path"] = path
+    return data
+
+
+def _viewer(world: WorldState, message: SimMessage) -> int | None:
+    if message.dialog_bot_id is not None:
+        return message.dialog_bot_id
+    sender = world.users.get(message.sender_id) if message.sender_id is not None else None
+    return sender.id if isinstance(sender, SimBot) else None
+
+
+def message_json(
+    world: WorldState,
+    message: SimMessage,
+    *,
+    nested: bool = False,
+    viewer_id: int | None = None,
+) -> Json:
+    """A ``Message`` object as the bot ``viewer_id`` sees it (its own file ids).
+
+    Without ``viewer_id``: the bot of a private chat, else the bot that sent the message.
+    """
+    viewer = viewer_id if viewer_id is not None else _viewer(world, message)
     data: Json = {"message_id": message.message_id}
     if message.is_private:
         user = world.users[message.chat_id]
@@ -166,13 +223,22 @@ def message_json(world: WorldState, message: SimMessage, *, nested: bool = False
     if message.reply_to_message_id is not None and not nested:
         replied = world.find_message(message)
         if replied is not None:
-            data["reply_to_message"] = message_json(world, replied, nested=True)
+            data["reply_to_message"] = message_json(world, replied, nested=True, viewer_id=viewer)
     if message.text is not None:
         data["text"] = message.text
         if message.entities:
             data["entities"] = entities_json(world, message.entities)
     if message.link_preview_options:
         data["link_preview_options"] = message.link_preview_options
+    if message.file is not None and viewer is not None:
+        if message.document is not None:
+            data["document"] = document_json(world, message.document, viewer)
+        if message.photo is not None:
+            data["photo"] = photo_json(world, message.photo, viewer)
+    if message.caption is not None:
+        data["caption"] = message.caption
+        if message.caption_entities:
+            data["caption_entities"] = entities_json(world, message.caption_entities)
     for key, value in message.service.items():
         if key in ("new_chat_members",):
             data[key] = [user_json(world.users[uid]) for uid in value]
@@ -181,7 +247,7 @@ def message_json(world: WorldState, message: SimMessage, *, nested: bool = False
         elif key == "pinned_message":
             pinned = world.message_by_id(message, value)
             if pinned is not None and not nested:
-                data[key] = message_json(world, pinned, nested=True)
+                data[key] = message_json(world, pinned, nested=True, viewer_id=viewer)
         else:
             data[key] = value
     if message.reply_markup and "inline_keyboard" in message.reply_markup:

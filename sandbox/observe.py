@@ -58,6 +58,34 @@ class Observer(WorldState):
             raise ScriptError("no message was sent")
         return found[-1]
 
+    def sent_files(
+        self,
+        bot: BotRef | None = None,
+        chat: ChatRef | UserRef | None = None,
+        *,
+        kind: str | None = None,
+    ) -> list[SimMessage]:
+        """Documents and photos bots sent (``kind="document"`` or ``"photo"``), oldest first.
+
+        Each message has ``.file`` (``.document`` or ``.photo``: ``file_name``, ``content``,
+        ``mime_type``, ``size``, ``width``/``height``), ``.caption`` (entities parsed),
+        ``.reply_markup`` and ``.chat_id``.
+        """
+        return [
+            m
+            for m in self.sent_messages(bot, chat)
+            if m.file is not None and (kind is None or m.file.kind == kind)
+        ]
+
+    def last_file(
+        self, bot: BotRef | None = None, chat: ChatRef | UserRef | None = None
+    ) -> SimMessage:
+        """The newest document or photo a bot sent (to ``chat``); ScriptError if none."""
+        found = self.sent_files(bot, chat)
+        if not found:
+            raise ScriptError("no file was sent")
+        return found[-1]
+
     def inbox(self, user: UserRef, bot: BotRef | None = None) -> list[SimMessage]:
         """Messages bots sent to a person in private chats."""
         person = self.user(user)
@@ -224,7 +252,10 @@ class Observer(WorldState):
         since: int | None = None,
         timeout: float = 5.0,  # noqa: ASYNC109 - a deadline for the whole wait
     ) -> SimMessage:
-        """Wait for a bot to send a message (after ``since`` = len(sent_log) now)."""
+        """Wait for a bot to send a message (after ``since`` = len(sent_log) now).
+
+        ``contains`` looks in the text, or in the caption of a document or photo.
+        """
         start = len(self.sent_log) if since is None else since
 
         def find() -> SimMessage | None:
@@ -233,7 +264,8 @@ class Observer(WorldState):
             for message in recent:
                 if id(message) not in wanted:
                     continue
-                if contains is not None and contains not in (message.text or ""):
+                shown = message.text if message.text is not None else message.caption
+                if contains is not None and contains not in (shown or ""):
                     continue
                 return message
             return None

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 SENDING_METHODS = frozenset(
     {
         "sendmessage",
+        "senddocument",
+        "sendphoto",
         "editmessagetext",
         "editmessagereplymarkup",
         "pinchatmessage",

@@ -21,7 +21,7 @@ import aiohttp
 from aiohttp import web
 
 from sandbox.api import handle_call
-from sandbox.model import SimBot
+from sandbox.model import SimBot, Upload
 from sandbox.world import World
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class SandboxServer:
             return self.url
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_route("GET", "/file/bot{token}/{path:.*}", self._download)
         app.router.add_route("*", "/file/bot{token}/{path:.*}", self._not_found)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
@@ -132,9 +133,26 @@ class SandboxServer:
             {"ok": False, "error_code": 404, "description": "Not Found"}, status=404
         )
 
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        """``GET /file/bot<token>/<file_path>``: the bytes of a path getFile gave this bot."""
+        bot = self.world.bots_by_token.get(request.match_info["token"])
+        if bot is None:
+            body = {"ok": False, "error_code": 401, "description": "Unauthorized"}
+            return web.json_response(body, status=401)
+        file = self.world.file_at_path(bot.id, request.match_info["path"])
+        if file is None:
+            return await self._not_found(request)
+        return web.Response(
+            body=file.content,
+            content_type=file.mime_type or "application/octet-stream",
+        )
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         try:
             params = await _read_params(request)
+        except web.HTTPRequestEntityTooLarge:
+            body = {"ok": False, "error_code": 413, "description": "Request Entity Too Large"}
+            return web.json_response(body, status=413)
         except ValueError as exc:
             body = {"ok": False, "error_code": 400, "description": f"Bad Request: {exc}"}
             return web.json_response(body, status=400)
@@ -234,5 +252,11 @@ async def _read_params(request: web.Request) -> dict[str, Any]:
         return params
     form = await request.post()
     for key, value in form.items():
-        params[key] = value if isinstance(value, str) else getattr(value, "filename", "")
+        if isinstance(value, str):
+            params[key] = value
+        elif isinstance(value, web.FileField):
+            content = value.file.read()
+            params[key] = Upload(value.filename, value.content_type, content)
+        else:
+            params[key] = value.decode("utf-8", "replace")
     return params

@@ -17,6 +17,7 @@ from typing import Any
 
 from sandbox.clock import Clock, SystemClock
 from sandbox.errors import ScriptError
+from sandbox.files import FileLimits, extension_of
 from sandbox.model import (
     GROUP_ANONYMOUS_BOT_ID,
     SERVICE_NOTIFICATIONS_ID,
@@ -27,6 +28,7 @@ from sandbox.model import (
     PrivateDialog,
     SimBot,
     SimChat,
+    SimFile,
     SimInviteLink,
     SimMember,
     SimMessage,
@@ -50,6 +52,8 @@ ChatRef = SimChat | int | str
 
 UPDATE_RETENTION_SECONDS = 24 * 3600
 JOIN_REQUEST_WINDOW_SECONDS = 5 * 60
+FILE_PATH_SECONDS = 3600  # getFile: "the link will be valid for at least 1 hour"
+_FILE_ID_PREFIX = {"document": "BQACAgIAAxkBAAI", "photo": "AgACAgIAAxkBAAI"}
 _HASH_ALPHABET = string.ascii_letters + string.digits + "_-"
 
 
@@ -76,6 +80,12 @@ class WorldState:
         self.limiter = RateLimiter(rate_limits or RateLimits(), self.monotonic)
         self.allow_http_webhooks_on_loopback = True
         self.sent_log: list[SimMessage] = []
+        self.file_limits = FileLimits()
+        self.files: dict[str, SimFile] = {}
+        self._file_ids: dict[str, tuple[int, str]] = {}
+        self._bot_file_ids: dict[tuple[int, str], str] = {}
+        self._file_paths: dict[tuple[int, str], str] = {}
+        self._path_files: dict[tuple[int, str], tuple[str, float]] = {}
         self._next_user_id = 5_000_000_001
         self._next_bot_id = 7_000_000_001
         self._next_group_id = 4_000_000_001
@@ -300,6 +310,89 @@ class WorldState:
         dialog.messages[message.message_id] = message
         return message
 
+    # --- files ------------------------------------------------------------------------------
+
+    def store_file(
+        self,
+        kind: str,
+        content: bytes,
+        *,
+        uploaded_by: int,
+        file_name: str | None = None,
+        mime_type: str | None = None,
+        width: int = 0,
+        height: int = 0,
+    ) -> SimFile:
+        """Keep a new document or photo; it gets a ``file_unique_id`` shared by all bots."""
+        while True:
+            unique_id = "AgAD" + self.random_hash(12)
+            if unique_id not in self.files:
+                break
+        file = SimFile(
+            unique_id=unique_id,
+            kind=kind,
+            content=bytes(content),
+            created=self.now(),
+            uploaded_by=uploaded_by,
+            file_name=file_name,
+            mime_type=mime_type,
+            width=width,
+            height=height,
+        )
+        self.files[unique_id] = file
+        return file
+
+    def file_id_for(self, bot_id: int, file: SimFile) -> str:
+        """The ``file_id`` of ``file`` for one bot: file ids are per bot, as on Telegram."""
+        key = (bot_id, file.unique_id)
+        found = self._bot_file_ids.get(key)
+        if found is None:
+            found = _FILE_ID_PREFIX.get(file.kind, "BQACAgIAAxkBAAI") + self.random_hash(56)
+            self._bot_file_ids[key] = found
+            self._file_ids[found] = key
+        return found
+
+    def file_of(self, bot_id: int, file_id: str) -> SimFile | None:
+        """The file a bot's ``file_id`` names (None for another bot's id or junk)."""
+        key = self._file_ids.get(file_id.strip())
+        if key is None or key[0] != bot_id:
+            return None
+        return self.files.get(key[1])
+
+    def knows_file_id(self, file_id: str) -> bool:
+        """Whether any bot was given this ``file_id``."""
+        return file_id.strip() in self._file_ids
+
+    def file_by_id(self, file_id: str) -> SimFile:
+        """The file any bot's ``file_id`` names (for scripts); ScriptError if unknown."""
+        key = self._file_ids.get(file_id)
+        if key is None:
+            raise ScriptError(f"unknown file_id {file_id!r}")
+        return self.files[key[1]]
+
+    def file_path_for(self, bot_id: int, file: SimFile) -> str:
+        """getFile: a download path for one bot, valid for an hour from now."""
+        key = (bot_id, file.unique_id)
+        path = self._file_paths.get(key)
+        if path is None:
+            folder = "photos" if file.kind == "photo" else "documents"
+            default = "jpg" if file.kind == "photo" else "bin"
+            number = len(self._file_paths) + 1
+            path = f"{folder}/file_{number}.{extension_of(file.file_name, default)}"
+            self._file_paths[key] = path
+        self._path_files[(bot_id, path)] = (file.unique_id, self.clock.time())
+        return path
+
+    def file_at_path(self, bot_id: int, path: str) -> SimFile | None:
+        """The file a download URL names, while its path is valid for that bot."""
+        found = self._path_files.get((bot_id, path))
+        if found is None:
+            return None
+        unique_id, issued = found
+        if self.clock.time() >= issued + FILE_PATH_SECONDS:
+            return None
+        return self.files.get(unique_id)
+
     # --- updates ----------------------------------------------------------------------------
 
     def emit(self, bot: SimBot, kind: str, payload: Json) -> PendingUpdate | None:
@@ -460,7 +553,7 @@ class WorldState:
                 continue  # bots never see messages of other bots
             if kind == "message" and not self.bot_sees(bot, chat, message):
                 continue
-            self.emit(bot, kind, message_json(self, message))
+            self.emit(bot, kind, message_json(self, message, viewer_id=bot.id))
 
     def bot_sees(self, bot: SimBot, chat: SimChat, message: SimMessage) -> bool:
         """Privacy mode: what a bot in a group receives."""
@@ -472,9 +565,9 @@ class WorldState:
             replied = chat.messages.get(message.reply_to_message_id)
             if replied is not None and replied.sender_id == bot.id:
                 return True
-        text = message.text or ""
+        text = message.text if message.text is not None else message.caption or ""
         me = (bot.username or "").lower()
-        for entity in message.entities:
+        for entity in message.entities or message.caption_entities:
             if entity["type"] != "bot_command":
                 continue
             command = text_of(text, entity)

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from sandbox.errors import LinkError, ScriptError
+from sandbox.files import MAX_CAPTION_LENGTH, clean_file_name, guess_mime_type, image_size
 from sandbox.html import process_text
 from sandbox.model import (
     ALL_RIGHTS,
@@ -417,32 +418,107 @@ class World(Observer):
         plain, entities = process_text(text, None)
         if not plain:
             raise ScriptError("a message cannot be empty")
+        fields: dict[str, Any] = {"text": plain, "entities": entities, "raw_text": text}
+        return self._post_as(person, target, fields, reply_to=reply_to)
+
+    def send_document(
+        self,
+        user: UserRef,
+        to: BotRef | ChatRef,
+        filename: str,
+        content: bytes,
+        *,
+        mime_type: str | None = None,
+        caption: str | None = None,
+        reply_to: SimMessage | int | None = None,
+    ) -> SimMessage:
+        """A person sends a file (a ``document``) to a bot, a group or a channel.
+
+        The bot gets a ``message`` with ``document`` (its own ``file_id``, the shared
+        ``file_unique_id``, ``file_name``, ``mime_type`` — by default from the extension —
+        and ``file_size``) and the caption; it can download the bytes with ``getFile``
+        (up to 20 MB). Commands in the caption are ``bot_command`` caption entities.
+        """
+        person = self.user(user)
+        self._require_active(person)
+        target = self._bot_or_chat(to)
+        if not content:
+            raise ScriptError("a file cannot be empty")
+        name = clean_file_name(filename)
+        file = self.store_file(
+            "document",
+            content,
+            uploaded_by=person.id,
+            file_name=name,
+            mime_type=mime_type or guess_mime_type(name),
+        )
+        fields = self._caption_fields(caption)
+        fields["document"] = file
+        return self._post_as(
+            person, target, fields, reply_to=reply_to, permission="can_send_documents"
+        )
+
+    def send_photo(
+        self,
+        user: UserRef,
+        to: BotRef | ChatRef,
+        content: bytes,
+        *,
+        caption: str | None = None,
+        reply_to: SimMessage | int | None = None,
+    ) -> SimMessage:
+        """A person sends a picture (a ``photo``: PNG or JPEG bytes) to a bot or a chat.
+
+        The bot gets one ``PhotoSize`` with the image's width and height (Telegram would
+        send several recompressed sizes; the sandbox keeps the original bytes).
+        """
+        person = self.user(user)
+        self._require_active(person)
+        target = self._bot_or_chat(to)
+        size = image_size(content)
+        if size is None:
+            raise ScriptError("a photo must be a PNG or JPEG image")
+        file = self.store_file(
+            "photo", content, uploaded_by=person.id, width=size[0], height=size[1]
+        )
+        fields = self._caption_fields(caption)
+        fields["photo"] = file
+        return self._post_as(
+            person, target, fields, reply_to=reply_to, permission="can_send_photos"
+        )
+
+    def _caption_fields(self, caption: str | None) -> dict[str, Any]:
+        if caption is None:
+            return {}
+        plain, entities = process_text(caption, None)
+        if len(plain) > MAX_CAPTION_LENGTH:
+            raise ScriptError("a caption is at most 1024 characters")
+        if not plain:
+            return {}
+        return {"caption": plain, "caption_entities": entities, "raw_caption": caption}
+
+    def _post_as(
+        self,
+        person: SimUser,
+        target: SimBot | SimChat,
+        fields: dict[str, Any],
+        *,
+        reply_to: SimMessage | int | None,
+        permission: str | None = None,
+    ) -> SimMessage:
         reply_id = reply_to.message_id if isinstance(reply_to, SimMessage) else reply_to
+        fields = {**fields, "reply_to_message_id": reply_id}
         if isinstance(target, SimBot):
             dialog = self.dialog(target, person.id)
             if dialog.blocked:
                 raise ScriptError(f"{person.full_name} blocked @{target.username}; unblock first")
             dialog.started = True
-            message = self.new_dialog_message(
-                target,
-                person.id,
-                sender_id=person.id,
-                text=plain,
-                entities=entities,
-                raw_text=text,
-                reply_to_message_id=reply_id,
-            )
+            message = self.new_dialog_message(target, person.id, sender_id=person.id, **fields)
             self.emit(target, "message", message_json(self, message))
             return message
         chat = target
         self._require_not_migrated(chat)
         member = chat.member(person.id)
-        fields: dict[str, Any] = {
-            "text": plain,
-            "entities": entities,
-            "raw_text": text,
-            "reply_to_message_id": reply_id,
-        }
         if chat.type == "channel":
             if not member.can("can_post_messages"):
                 raise ScriptError(f"{person.full_name} cannot post in {chat.title}")
@@ -450,8 +526,8 @@ class World(Observer):
         else:
             if not member.in_chat:
                 raise ScriptError(f"{person.full_name} is not a member of {chat.title}")
-            if not self._may_send(chat, member):
-                raise ScriptError(f"{person.full_name} may not send messages in {chat.title}")
+            if not self._may_send(chat, member, permission):
+                raise ScriptError(f"{person.full_name} may not send that in {chat.title}")
             if member.is_admin and member.is_anonymous:
                 message = self.new_message(
                     chat,
@@ -491,7 +567,7 @@ class World(Observer):
             kind = "edited_channel_post" if chat.type == "channel" else "edited_message"
             for bot in self.bots_in(chat):
                 if kind == "edited_channel_post" or self.bot_sees(bot, chat, message):
-                    self.emit(bot, kind, message_json(self, message))
+                    self.emit(bot, kind, message_json(self, message, viewer_id=bot.id))
         self.notify_change()
         return message
 
@@ -899,12 +975,13 @@ class World(Observer):
         if not chat.member(person.id).in_chat and not chat.is_public:
             raise ScriptError(f"{person.full_name} cannot see messages of {chat.title}")
 
-    def _may_send(self, chat: SimChat, member: SimMember) -> bool:
+    def _may_send(self, chat: SimChat, member: SimMember, permission: str | None = None) -> bool:
         if member.is_admin:
             return True
+        wanted = ["can_send_messages"] if permission is None else [permission]
         if member.status == "restricted":
-            return bool(member.permissions.get("can_send_messages"))
-        return bool(chat.permissions.get("can_send_messages", True))
+            return all(member.permissions.get(name) for name in wanted)
+        return all(chat.permissions.get(name, True) for name in wanted)
 
     def _owner(self, chat: SimChat) -> SimUser:
         for uid, member in chat.members.items():
