@@ -31,6 +31,7 @@ class SocketOutlet:
     def __init__(self) -> None:
         self.queue: asyncio.Queue[str | int] = asyncio.Queue()
         self.closed = False
+        self.close_code: int | None = None
 
     def send(self, frame: str) -> None:
         """Queue a text frame."""
@@ -41,6 +42,7 @@ class SocketOutlet:
         """Queue a close with ``code``; nothing is sent after it."""
         if not self.closed:
             self.closed = True
+            self.close_code = code
             self.queue.put_nowait(code)
 
 
@@ -105,7 +107,9 @@ class Gateway:
         finally:
             if session is not None and session.outlet is outlet:
                 session.outlet = None
-            outlet.closed = True
+            if not outlet.closed:
+                outlet.closed = True
+                outlet.queue.put_nowait(1000)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer, 1.0)
             if not writer.done():
@@ -114,7 +118,8 @@ class Gateway:
                     await writer
             self._writers.discard(writer)
             self._sockets.discard(ws)
-            connection.close_code = ws.close_code
+            # the code the server chose, else what the client closed with
+            connection.close_code = outlet.close_code or ws.close_code
             self.world.notify_change()
         return ws
 

@@ -349,10 +349,17 @@ def channel_invites(world: DiscordWorld, req: RestRequest) -> Result:
 
 
 def get_invite(world: DiscordWorld, req: RestRequest) -> Result:
-    invite = world.live_invite(req.params["invite_code"])
-    if invite is None:
-        raise unknown("Invite", 10006)
+    code = req.params["invite_code"]
     counts = req.query.get("with_counts") in ("true", "1", "True")
+    invite = world.live_invite(code)
+    if invite is None:
+        guild = next((g for g in world.guilds.values() if g.vanity_code == code), None)
+        if guild is None:
+            raise unknown("Invite", 10006)
+        # The vanity URL as an invite: the guild's first channel, no inviter, no expiry.
+        channel = next(iter(guild.channels.values()))
+        vanity = Invite(code, guild.id, channel.id, None, world.now(), max_age=0)
+        return 200, invite_json(vanity, guild, None, metadata=False, with_counts=counts)
     return 200, _invite_body(world, invite, metadata=False, counts=counts)
 
 

@@ -383,9 +383,12 @@ class DiscordWorld:
     # --- people acting ----------------------------------------------------------------------
 
     def join_via_invite(self, user: DiscordUser, code: str) -> Member:
-        """Accept an invite: ``uses`` moves at once (and a used-up invite is deleted, with
-        INVITE_DELETE); GUILD_MEMBER_ADD follows after ``member_add_delay``."""
+        """Accept an invite (or a vanity code): ``uses`` moves at once (a used-up invite is
+        deleted, with INVITE_DELETE); GUILD_MEMBER_ADD follows after ``member_add_delay``."""
         invite = self._live_invite(code)
+        vanity = next((g for g in self.guilds.values() if g.vanity_code == code), None)
+        if invite is None and vanity is not None:
+            return self.join_via_vanity(user, vanity)
         if invite is None:
             raise ScriptError(f"invite {code!r} is unknown, deleted or expired")
         guild = self.guilds[invite.guild_id]

@@ -171,9 +171,7 @@ StartBot = Callable[..., Awaitable[RecordingBot]]
 
 
 @pytest.fixture
-async def start_bot(
-    pointed: DiscordSandboxServer, cast: Cast
-) -> AsyncIterator[StartBot]:
+async def start_bot(pointed: DiscordSandboxServer, cast: Cast) -> AsyncIterator[StartBot]:
     """Start a bot (``bot=`` an unstarted one, or a new RecordingBot) and wait for on_ready."""
     running: list[tuple[RecordingBot, asyncio.Task[None]]] = []
 
