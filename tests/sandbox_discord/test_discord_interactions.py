@@ -172,3 +172,36 @@ async def test_second_initial_response_is_refused(
         async with http.post(url.replace(record.token, "forged"), json={"type": 5}) as response:
             assert response.status == 404 and (await response.json())["code"] == 10062
     assert record.refused == [40060]
+
+
+class Board(discord.ui.View):
+    def __init__(self) -> None:
+        super().__init__(timeout=None)
+
+    @discord.ui.button(label="Refresh", custom_id="board:refresh")
+    async def refresh(
+        self, interaction: discord.Interaction, button: discord.ui.Button[Board]
+    ) -> None:
+        await interaction.response.edit_message(content="board (refreshed)")
+
+    @discord.ui.button(label="Quiet", custom_id="board:quiet")
+    async def quiet(
+        self, interaction: discord.Interaction, button: discord.ui.Button[Board]
+    ) -> None:
+        await interaction.response.defer()
+
+
+async def test_buttons_update_or_defer_their_message(
+    world: DiscordWorld, cast: Cast, bot: CommandBot
+) -> None:
+    bot.add_view(Board())
+    channel = bot.get_channel(cast.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    await channel.send("board", view=Board())
+    [posted] = world.channel_messages(cast.channel)
+    pressed = world.press_button(cast.alice, posted, "board:refresh")
+    await world.wait_for_response(pressed)
+    assert pressed.responses[0].type == 7 and posted.content == "board (refreshed)"
+    quiet = world.press_button(cast.alice, posted, "board:quiet")
+    await world.wait_for_response(quiet)
+    assert quiet.responses[0].type == 6
