@@ -163,3 +163,30 @@ def test_endpoints_helper_names_rest_base_and_gateway() -> None:
     endpoints = DiscordEndpoints.for_server("http://127.0.0.1:8123")
     assert endpoints.rest_base == "http://127.0.0.1:8123/api/v10"
     assert endpoints.gateway_url == "ws://127.0.0.1:8123/gateway"
+
+
+async def test_global_429_holds_every_route_then_retries(
+    world: DiscordWorld, cast: Cast, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    world.inject_rate_limit(None, retry_after=0.01, is_global=True)
+    user = await bot.fetch_user(cast.alice.id)
+    assert user.name == "alice"
+    [refused, answered] = world.calls("GET /users/{user_id}")
+    assert (refused.status, answered.status) == (429, 200)
+
+
+async def test_member_list_needs_the_members_intent_enabled(
+    world: DiscordWorld, cast: Cast, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    guild = bot.get_guild(cast.guild.id)
+    assert guild is not None
+    listed = [m.id async for m in guild.fetch_members(limit=None)]
+    assert sorted(listed) == sorted(cast.guild.members)
+    cast.app.intents_enabled = 0
+    with pytest.raises(discord.Forbidden) as refused:
+        [m async for m in guild.fetch_members(limit=None)]
+    assert refused.value.code == 50001
+    fetched = await guild.fetch_member(cast.alice.id)
+    assert fetched.id == cast.alice.id
