@@ -155,6 +155,8 @@ class RewardService:
             merged = {f.name: getattr(existing, f.name) for f in fields(Milestone)}
         merged.update(values)
         role = merged.get("role") or "milestone"
+        if role not in ("milestone", "friend", "prize"):
+            raise BadMilestone("role", f"unknown rule role {role!r}")
         clean: dict[str, Any] = {"role": role}
         title = clean_name(merged.get("title") or "", MAX_TITLE)
         if not title:
@@ -448,7 +450,7 @@ class RewardService:
         return {
             "program_id": program.id,
             "reader_id": reader_id,
-            "source": "milestone" if milestone.role == "milestone" else "friend",
+            "source": milestone.role,
             "source_id": milestone.id,
             "occurrence": occurrence,
             "milestone_id": milestone.id,
@@ -461,6 +463,32 @@ class RewardService:
             "unlocked_at": now,
             "updated_at": now,
         }
+
+    async def grant_prizes(
+        self,
+        program_id: int,
+        rule_id: int,
+        season_id: int,
+        winners: Sequence[tuple[int, int]],
+    ) -> list[int]:
+        """Grant a season's prize (the rule ``rule_id``, role ``prize``) to its winners:
+        (reader, place) pairs. Unique per (program, reader, "prize", season, place), so
+        closing a season twice grants nothing twice. Returns the new grants' ids; they
+        are delivered like any other (a winner who never opened the bot: ``undeliverable``
+        until they do)."""
+        now = self._now()
+        program = await self._program(program_id)
+        async with self._db.write() as conn:
+            row = await db.milestone_by_id(conn, rule_id)
+            if row is None or row["program_id"] != program_id or row["role"] != "prize":
+                raise MilestoneNotFound(f"prize rule {rule_id} does not exist")
+            rule = milestone_from_row(row)
+            rows = []
+            for reader, place in winners:
+                grant = self._grant_row(program, rule, reader, place, set(), now)
+                grant["source_id"] = season_id
+                rows.append(grant)
+            return await db.insert_grants(conn, rows)
 
     # --- coupon pools -----------------------------------------------------------------------
 

@@ -401,7 +401,7 @@ milestones = Table(
     Column("created_by", BigInteger),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    CheckConstraint("role IN ('milestone', 'friend')", name="milestone_role"),
+    CheckConstraint("role IN ('milestone', 'friend', 'prize')", name="milestone_role"),
     CheckConstraint(
         "reward_kind IN ('message', 'coupon', 'chat', 'manual', 'role')", name="reward_kind"
     ),

@@ -106,7 +106,7 @@ def upgrade() -> None:
             name=op.f("ck_milestones_reward_kind"),
         ),
         sa.CheckConstraint(
-            "role IN ('milestone', 'friend')", name=op.f("ck_milestones_milestone_role")
+            "role IN ('milestone', 'friend', 'prize')", name=op.f("ck_milestones_milestone_role")
         ),
         sa.ForeignKeyConstraint(
             ["program_id"],
