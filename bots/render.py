@@ -30,7 +30,7 @@ from markupsafe import Markup
 from referrals.locale import LOCALES, pick_locale
 
 TEMPLATES = Path(__file__).parent / "templates"
-MACRO_FILES = ("labels", "commands")  # macros, not messages
+MACRO_FILES = ("labels", "commands", "_rewards")  # macros, not messages
 
 Flavour = Literal["telegram", "discord"]
 FLAVOURS: tuple[Flavour, ...] = ("telegram", "discord")

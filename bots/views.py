@@ -28,6 +28,16 @@ from referrals.models import (
     ReviewPage,
     SettingsError,
 )
+from rewards.models import (
+    BadCouponFile,
+    BadMilestone,
+    Grant,
+    ImportReport,
+    Milestone,
+    PoolStock,
+    Preview,
+    Progress,
+)
 
 View = dict[str, Any]
 
@@ -56,10 +66,18 @@ def welcome(name: str, programs: Iterable[Program]) -> View:
 
 
 def invite_card(
-    program: Program, link: Link, counts: Counts, *, created: bool, replaced: bool
+    program: Program,
+    link: Link,
+    counts: Counts,
+    *,
+    created: bool,
+    replaced: bool,
+    rewards: View | None = None,
 ) -> View:
-    """The reader's personal link, the rules and their counts so far."""
+    """The reader's personal link, the rules (the rewards and caps up front, with
+    ``rewards`` from :func:`reward_rules`) and their counts so far."""
     return {
+        **(rewards or reward_rules(program, [], None)),
         "program_title": program.title,
         "url": link.url,
         "label": link.label,
@@ -77,9 +95,11 @@ def share_text(program: Program) -> View:
     return {"program_title": program.title}
 
 
-def receipt(program: Program, receipt: Receipt) -> View:
-    """``/stats``: every referral and join attempt of one page, and where each stands."""
+def receipt(program: Program, receipt: Receipt, rewards: View | None = None) -> View:
+    """``/stats``: every referral and join attempt of one page, and where each stands (and
+    the way to the next reward, with ``rewards`` from :func:`reward_rules`)."""
     return {
+        **(rewards or reward_rules(program, [], None)),
         "program_title": program.title,
         "timezone": program.timezone,
         "counted": receipt.counts.counted,
@@ -137,9 +157,16 @@ def open_bot(name: str, *, for_setup: bool = False, purpose: str = "invite") -> 
     return {"name": name, "for_setup": for_setup, "purpose": purpose}
 
 
-def join_welcome(program: Program, referrer_name: str | None) -> View:
-    """Welcome (and the human check) for a join request."""
-    return {"program_title": program.title, "referrer_name": referrer_name}
+def join_welcome(
+    program: Program, referrer_name: str | None, *, friend_reward: bool = False
+) -> View:
+    """Welcome (and the human check) for a join request; ``friend_reward``: a gift waits
+    for the friend once they count (the welcome carries a button that opens the bot)."""
+    return {
+        "program_title": program.title,
+        "referrer_name": referrer_name,
+        "friend_reward": friend_reward,
+    }
 
 
 def human_check_passed(program: Program) -> View:
@@ -186,9 +213,23 @@ def settings(program: Program, saved: bool = False) -> View:
     }
 
 
-def program_totals(program: Program, totals: Mapping[str, int]) -> View:
-    """``/program``: readers, referrals by state, joins nobody referred."""
-    return {"program_title": program.title, "paused": program.paused, **totals}
+def program_totals(
+    program: Program, totals: Mapping[str, int], report: Mapping[str, Any] | None = None
+) -> View:
+    """``/program``: readers, referrals by state, joins nobody referred; with the rewards'
+    ``report`` (grants by state, codes used and left, cost per confirmed referral)."""
+    report = report or {}
+    return {
+        "program_title": program.title,
+        "paused": program.paused,
+        **totals,
+        "grants": dict(report.get("grants") or {}),
+        "codes_used": report.get("codes_used", 0),
+        "codes_left": report.get("codes_left", 0),
+        "cost": _money(report.get("cost_cents")),
+        "cost_per_referral": _money(report.get("cost_per_referral_cents")),
+        "currency": program.currency or "",
+    }
 
 
 def review_queue(
@@ -267,6 +308,155 @@ def setup_done(program: Program) -> View:
     )
 
 
+# --- rewards --------------------------------------------------------------------------------
+
+
+def _money(cents: int | None) -> str | None:
+    if cents is None:
+        return None
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
+def _rule(milestone: Milestone) -> View:
+    return {
+        "id": milestone.id,
+        "role": milestone.role,
+        "is_friend": milestone.role == "friend",
+        "count": milestone.count,
+        "step": milestone.step,
+        "title": milestone.title,
+        "kind": milestone.reward_kind,
+        "approval": milestone.approval,
+        "paused": milestone.paused,
+        "cost": _money(milestone.cost_cents),
+        "chat_title": milestone.chat_title,
+        "question": milestone.question,
+        "pool_id": milestone.pool_id,
+    }
+
+
+def reward_rules(
+    program: Program, milestones: Sequence[Milestone], progress: Progress | None
+) -> View:
+    """The rewards a reader can earn (named up front, with the cap) and how far the next
+    one is: part of the invite card and the receipt."""
+    live = [m for m in milestones if not m.paused and m.role in ("milestone", "friend")]
+    return {
+        "rewards": [_rule(m) for m in live if m.role == "milestone"],
+        "friend_reward": next((m.title for m in live if m.role == "friend"), None),
+        "reward_cap": program.reward_cap,
+        "reward_cap_period": program.reward_cap_period,
+        "rewardable": progress.rewardable if progress else 0,
+        "next_title": progress.next_title if progress else None,
+        "next_missing": progress.missing if progress else None,
+    }
+
+
+def milestones_list(
+    program: Program,
+    milestones: Sequence[Milestone],
+    pools: Sequence[PoolStock],
+    *,
+    done: str = "",
+) -> View:
+    """``/milestones``: every rule of the program, the coupon pools and their stock."""
+    return {
+        "program_title": program.title,
+        "currency": program.currency or "",
+        "milestones": [_rule(m) for m in milestones],
+        "pools": [{"id": p.id, "name": p.name, "total": p.total, "free": p.free} for p in pools],
+        "done": done,
+    }
+
+
+def milestone_flow(step: str, **details: Any) -> View:
+    """One step of the guided milestone setup (``step``: kind, message, coupon, chat,
+    question, confirm, saved, cancelled, expired)."""
+    return {
+        "step": step,
+        "title": "",
+        "count": None,
+        "every": None,
+        "role": "milestone",
+        **details,
+    }
+
+
+def milestone_preview(
+    title: str, count: int | None, step: int | None, role: str, preview: Preview
+) -> View:
+    return milestone_flow(
+        "confirm",
+        title=title,
+        count=count,
+        every=step,
+        role=role,
+        readers=preview.readers,
+        grants=preview.grants,
+        codes_needed=preview.codes_needed,
+        codes_free=preview.codes_free,
+    )
+
+
+def coupon_import(report: ImportReport) -> View:
+    """What a coupon file held and what went into the pool."""
+    return {
+        "pool_id": report.pool_id,
+        "added": report.added,
+        "blank": report.blank,
+        "duplicate_in_file": report.duplicate_in_file,
+        "already_in_pool": report.already_in_pool,
+        "free": report.free,
+    }
+
+
+def _grant(grant: Grant) -> View:
+    return {
+        "id": grant.id,
+        "title": grant.title,
+        "state": grant.state,
+        "below_rung": grant.state == "below_rung",
+        "kind": grant.reward_kind,
+        "source": grant.source,
+        "rung": grant.rung,
+        "code": grant.code,
+        "answer": grant.answer,
+        "reader_id": grant.reader_id,
+        "unlocked_at": _iso(grant.unlocked_at),
+        "delivered_at": _iso(grant.delivered_at),
+    }
+
+
+def rewards_list(program: Program, grants: Sequence[Grant], rules: View) -> View:
+    """``/rewards``: what the reader earned (codes are theirs alone) and what is next."""
+    return {
+        **rules,
+        "program_title": program.title,
+        "timezone": program.timezone,
+        "grants": [_grant(g) for g in grants],
+    }
+
+
+def grant_queue(
+    program: Program, grants: Sequence[Grant], total: int, which: str, page: int, *, done: str = ""
+) -> View:
+    """A manager's queue: ``approval`` (approve or reject) or ``fulfilment`` (send by hand)."""
+    return {
+        "program_title": program.title,
+        "timezone": program.timezone,
+        "which": which,
+        "grants": [_grant(g) for g in grants],
+        "total": total,
+        "page": page,
+        "pages": max(1, -(-total // 5)),
+        "done": done,
+    }
+
+
+def answer_prompt(grant: Grant, question: str | None, *, saved: bool = False) -> View:
+    return {"title": grant.title, "question": question or "", "saved": saved}
+
+
 # --- errors ---------------------------------------------------------------------------------
 
 
@@ -288,5 +478,14 @@ def engine_error(exc: EngineError) -> View:
             high=exc.high,
             optional=exc.optional,
             options=list(exc.options),
+        )
+    if isinstance(exc, BadMilestone | BadCouponFile):
+        detail = exc.details
+        return error(
+            exc.code,
+            problem=exc.problem,
+            message=str(detail.get("detail") or exc),
+            low=detail.get("line"),
+            high=detail.get("limit") or detail.get("high") or detail.get("count"),
         )
     return error(exc.code)

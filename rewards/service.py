@@ -18,7 +18,9 @@ message is queued.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
@@ -106,8 +108,10 @@ class RewardService:
     """Milestones, coupon pools, grants and their delivery, the reader's rewards and the
     managers' queues. Plain values in and out; platform calls through the engine's ports."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, cache_seconds: float = 5.0) -> None:
         self._engine = engine
+        self._cache_seconds = cache_seconds
+        self._friend_rewards: dict[int, tuple[float, bool]] = {}
 
     @property
     def _db(self) -> Database:
@@ -130,6 +134,14 @@ class RewardService:
         await self._engine.require_manager(program, actor_id)
         return program
 
+    async def program(self, program_id: int) -> Program:
+        """A program (``ProgramNotFound`` if it is gone)."""
+        return await self._program(program_id)
+
+    async def managed(self, program_id: int, actor_id: int | None) -> Program:
+        """The program, if ``actor_id`` manages it (``NotAllowed`` otherwise)."""
+        return await self._managed(program_id, actor_id)
+
     # --- milestones -------------------------------------------------------------------------
 
     async def milestones(self, program_id: int) -> list[Milestone]:
@@ -138,6 +150,18 @@ class RewardService:
             rows = await db.milestones_of(conn, [program_id])
         found = [milestone_from_row(row) for row in rows]
         return sorted(found, key=lambda m: (m.role != "friend", m.first_rung(), m.id))
+
+    async def has_friend_reward(self, program_id: int) -> bool:
+        """Whether the program gives the referred friend a reward (kept for a few seconds:
+        every join request asks)."""
+        now = time.monotonic()
+        hit = self._friend_rewards.get(program_id)
+        if hit is not None and now - hit[0] < self._cache_seconds:
+            return hit[1]
+        rules = await self.milestones(program_id)
+        found = any(rule.role == "friend" and not rule.paused for rule in rules)
+        self._friend_rewards[program_id] = (now, found)
+        return found
 
     async def milestone(self, milestone_id: int) -> Milestone:
         async with self._db.read() as conn:
@@ -519,7 +543,8 @@ class RewardService:
         parsed whole first; the codes go in in one transaction, or none do. Grants that
         waited for codes are queued again."""
         await self._managed(program_id, actor_id)
-        parsed = coupons.parse_coupon_file(filename, content)
+        # off the event loop: a file of 200,000 codes takes a while to check
+        parsed = await asyncio.to_thread(coupons.parse_coupon_file, filename, content)
         now = self._now()
         async with self._db.write() as conn:
             if pool_id is None:
@@ -1203,6 +1228,15 @@ class RewardService:
             rows = await db.grants_of_reader(conn, program_id, reader_id)
             codes = await db.codes_by_ids(conn, [r["code_id"] for r in rows if r["code_id"]])
         return [grant_from_row(r, codes.get(r["code_id"])) for r in rows]
+
+    async def reader_grant(self, grant_id: int, reader_id: int) -> tuple[Grant, str | None]:
+        """One of a reader's grants and its question (manual rewards); others' are refused."""
+        async with self._db.read() as conn:
+            row = await db.grant_by_id(conn, grant_id)
+            rule = await db.milestone_by_id(conn, row["milestone_id"]) if row else None
+        if row is None or row["reader_id"] != reader_id:
+            raise GrantNotFound("no such reward of yours")
+        return grant_from_row(row), (rule["question"] if rule else None)
 
     async def resend(self, grant_id: int, reader_id: int) -> Grant:
         """Send a reader's received reward again (to them only); a one-time link that was

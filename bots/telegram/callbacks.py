@@ -50,3 +50,36 @@ class Review(CallbackData, prefix="rv"):
 class DeleteProgram(CallbackData, prefix="dp"):
     program_id: int
     confirm: bool
+
+
+class MilestoneAct(CallbackData, prefix="ms"):
+    """A button of /milestones: ``p`` pause, ``r`` resume, ``x`` remove one milestone."""
+
+    program_id: int
+    milestone_id: int
+    action: str
+
+
+class FlowPick(CallbackData, prefix="fw"):
+    """A choice in a guided setup: the reward kind, an existing pool, save or cancel."""
+
+    choice: str
+    pool_id: int = 0
+
+
+class GrantAct(CallbackData, prefix="ga"):
+    """A manager's queue: ``a``/``r`` approve or reject, ``f`` mark sent, ``p`` a page;
+    ``which`` is the queue (``approval`` or ``fulfilment``)."""
+
+    program_id: int
+    grant_id: int
+    action: str
+    which: str
+    page: int = 1
+
+
+class RewardAct(CallbackData, prefix="rw"):
+    """A reader's reward: ``s`` send it again."""
+
+    grant_id: int
+    action: str

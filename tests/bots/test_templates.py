@@ -57,6 +57,13 @@ ERROR_CODES = (
     "program_not_found",  # engine codes without a text of their own: the generic one
     "program_exists",
     "error",
+    "milestone_not_found",
+    "grant_not_found",
+    "grant_not_decidable",
+    "milestone_usage",
+    "codes_usage",
+    "flow_file",
+    "file_too_big",
 )
 
 
@@ -97,10 +104,64 @@ LONG_NAME = "Ω" * 64 + " " + "名" * 64  # Telegram first and last names are up
 RECEIPT_LONG = [_item("referral", "pending", hold_until=LATER, name=LONG_NAME) for _ in range(8)]
 
 
+NO_REWARDS: dict[str, Any] = {
+    "rewards": [],
+    "friend_reward": None,
+    "reward_cap": None,
+    "reward_cap_period": "year",
+    "rewardable": 0,
+    "next_title": None,
+    "next_missing": None,
+}
+RULE = {
+    "id": 1,
+    "role": "milestone",
+    "is_friend": False,
+    "count": 3,
+    "step": None,
+    "title": EVIL,
+    "kind": "message",
+    "approval": "auto",
+    "paused": False,
+    "cost": None,
+    "chat_title": None,
+    "question": None,
+    "pool_id": None,
+}
+LADDER: dict[str, Any] = {
+    "rewards": [RULE, {**RULE, "id": 2, "count": None, "step": 5, "title": "Code"}],
+    "friend_reward": "Welcome gift",
+    "reward_cap": 12,
+    "reward_cap_period": "year",
+    "rewardable": 2,
+    "next_title": "VIP chat",
+    "next_missing": 1,
+}
+GRANT = {
+    "id": 7,
+    "title": EVIL,
+    "state": "delivered",
+    "below_rung": False,
+    "kind": "coupon",
+    "source": "milestone",
+    "rung": 3,
+    "code": "CODE-123",
+    "answer": None,
+    "reader_id": 1001,
+    "unlocked_at": AT,
+    "delivered_at": LATER,
+}
+
+
 def _stats(
-    items: list[dict[str, Any]], page: int = 1, pages: int = 1, subtract: bool = False
+    items: list[dict[str, Any]],
+    page: int = 1,
+    pages: int = 1,
+    subtract: bool = False,
+    rewards: dict[str, Any] = NO_REWARDS,
 ) -> dict[str, Any]:
     return {
+        **rewards,
         "program_title": TITLE,
         "counted": 2,
         "pending": 1,
@@ -131,6 +192,7 @@ def _settings(**changes: Any) -> dict[str, Any]:
 
 def _invite_card(**changes: Any) -> dict[str, Any]:
     context = {
+        **NO_REWARDS,
         "program_title": TITLE,
         "url": "https://t.me/+AbCdEf123",
         "label": "",
@@ -161,9 +223,35 @@ def _error(code: str, **details: Any) -> dict[str, Any]:
     return {**ERROR_DEFAULTS, "code": code, **details}
 
 
-def _request(referrer_name: str | None) -> dict[str, Any]:
+def _request(referrer_name: str | None, friend_reward: bool = False) -> dict[str, Any]:
     """``join_requested``: the underscore keys are dropped before rendering (``_public``)."""
-    return {"program_title": TITLE, "referrer_name": referrer_name}
+    return {"program_title": TITLE, "referrer_name": referrer_name, "friend_reward": friend_reward}
+
+
+def _delivered(**changes: Any) -> dict[str, Any]:
+    context = {
+        "program": TITLE,
+        "title": EVIL,
+        "kind": "message",
+        "source": "milestone",
+        "code": None,
+        "access_url": None,
+        "access_expires_at": None,
+        "question": None,
+        "custom_html": "Thanks <b>Ana</b>!",
+        "link": "https://t.me/+AbCdEf123",
+        "count": 3,
+        "next_title": "VIP chat",
+        "next_missing": 7,
+    }
+    context.update(changes)
+    return context
+
+
+def _flow(step: str, **changes: Any) -> dict[str, Any]:
+    context = {"step": step, "title": EVIL, "count": 3, "every": None, "role": "milestone"}
+    context.update(changes)
+    return context
 
 
 SAMPLES: dict[str, list[dict[str, Any]]] = {
@@ -181,6 +269,25 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
         _error("bad_setting", key="colour", problem="unknown"),  # what the manager typed
         _error("bad_setting", key="hold_hours", problem="usage"),
         _error("bad_setting", key="human_check", problem="invalid"),
+        *(
+            _error("bad_milestone", problem=problem, message="x", high=64)
+            for problem in (
+                "template",
+                "markup",
+                "length",
+                "chat",
+                "count",
+                "title",
+                "cost",
+                "approval",
+                "answer",
+                "pool",
+            )
+        ),
+        *(
+            _error("bad_coupon_file", problem=problem, message="x", high=3)
+            for problem in ("too_long", "empty", "extension", "not_text")
+        ),
     ],
     "forget": [{"step": "confirm"}, {"step": "done"}, {"step": "cancelled"}],
     "friend_card": [
@@ -200,9 +307,10 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
         _invite_card(label="whatsapp", hold_hours=0, created_new=True),
         _invite_card(hold_hours=1, created_new=True, replaced=True, pending=2, held=1),
         _invite_card(counted=0, pending=1),
+        _invite_card(**LADDER),
     ],
     "invite_sent_privately": [{"name": "Ana"}],
-    "join_welcome": [_request("Ana"), _request(None)],
+    "join_welcome": [_request("Ana"), _request(None), _request("Ana", friend_reward=True)],
     "lang": [{"changed": False}, {"changed": True}],
     "link_problem": [
         {"problem": "unknown_link"},
@@ -331,8 +439,14 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             "held": 1,
             "rejected": 2,
             "unattributed": 25,
+            "grants": grants,
+            "codes_used": 3 if grants else 0,
+            "codes_left": 7 if grants else 0,
+            "cost": "7.50" if grants else None,
+            "cost_per_referral": "0.75" if grants else None,
+            "currency": "USD",
         }
-        for paused in (False, True)
+        for paused, grants in ((False, {}), (True, {"delivered": 3, "waiting_stock": 1}))
     ],
     "settings": [
         _settings(),
@@ -373,7 +487,121 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
         _stats(RECEIPT_PAGE_2, 2, 2),
         _stats(RECEIPT_LONG, 3, 7),
         _stats(RECEIPT_PAGE_1, 1, 2, subtract=True),  # a confirmed friend who left
+        _stats([], rewards=LADDER),
     ],
+    "reward_delivered": [
+        _delivered(),
+        _delivered(kind="coupon", code="CODE-123", custom_html=None, link=None),
+        _delivered(kind="chat", access_url="https://t.me/+RwD123", access_expires_at=LATER),
+        _delivered(kind="manual", question="Your postal address?", next_title=None),
+        _delivered(source="friend", custom_html=None),
+    ],
+    "reward_waiting_stock": [{"program": TITLE, "title": EVIL}],
+    "reward_fulfilled": [{"program": TITLE, "title": EVIL}],
+    "pool_low": [{"program": TITLE, "pool": EVIL, "free": 25, "total": 300}],
+    "pool_empty": [{"program": TITLE, "pool": EVIL, "free": 0, "total": 300}],
+    "grants_waiting": [{"program": TITLE, "count": 1}, {"program": TITLE, "count": 4}],
+    "fulfilment_waiting": [{"program": TITLE, "title": EVIL}],
+    "rewards": [
+        {**NO_REWARDS, "program_title": TITLE, "timezone": "UTC", "grants": []},
+        {
+            **LADDER,
+            "program_title": TITLE,
+            "timezone": "UTC",
+            "grants": [GRANT, {**GRANT, "id": 8, "state": "waiting_stock", "code": None}],
+        },
+    ],
+    "milestones": [
+        {
+            "program_title": TITLE,
+            "currency": "",
+            "milestones": [],
+            "pools": [],
+            "done": "",
+        },
+        {
+            "program_title": TITLE,
+            "currency": "USD",
+            "milestones": [
+                RULE,
+                {**RULE, "id": 2, "count": None, "step": 5, "approval": "manual", "cost": "2.50"},
+                {**RULE, "id": 3, "role": "friend", "is_friend": True, "approval": "semi"},
+                {**RULE, "id": 4, "paused": True},
+            ],
+            "pools": [{"id": 1, "name": EVIL, "total": 100, "free": 40}],
+            "done": "removed",
+        },
+    ],
+    "milestone_flow": [
+        _flow("kind"),
+        _flow("kind", role="friend", count=None),
+        _flow("kind", every=5, count=None),
+        _flow("message"),
+        _flow("coupon", pools=True),
+        _flow("chat"),
+        _flow("question"),
+        _flow("confirm", readers=2, grants=3, codes_needed=3, codes_free=10),
+        _flow("confirm", readers=0, grants=0, codes_needed=0, codes_free=None),
+        _flow("saved", granted=2),
+        _flow("cancelled"),
+        _flow("expired"),
+        _flow("codes"),
+    ],
+    "coupon_import": [
+        {
+            "pool_id": 1,
+            "added": 10,
+            "blank": 0,
+            "duplicate_in_file": 0,
+            "already_in_pool": 0,
+            "free": 10,
+        },
+        {
+            "pool_id": 1,
+            "added": 1,
+            "blank": 2,
+            "duplicate_in_file": 3,
+            "already_in_pool": 4,
+            "free": 9,
+        },
+    ],
+    "grant_queue": [
+        {
+            "program_title": TITLE,
+            "timezone": "UTC",
+            "which": "approval",
+            "grants": [],
+            "total": 0,
+            "page": 1,
+            "pages": 1,
+            "done": "",
+        },
+        {
+            "program_title": TITLE,
+            "timezone": "UTC",
+            "which": "approval",
+            "grants": [GRANT, {**GRANT, "id": 9, "below_rung": True, "state": "below_rung"}],
+            "total": 12,
+            "page": 2,
+            "pages": 3,
+            "done": "approved",
+        },
+        {
+            "program_title": TITLE,
+            "timezone": "UTC",
+            "which": "fulfilment",
+            "grants": [{**GRANT, "answer": EVIL, "reader_id": None}],
+            "total": 1,
+            "page": 1,
+            "pages": 1,
+            "done": "fulfilled",
+        },
+    ],
+    "answer_prompt": [
+        {"title": EVIL, "question": "Your postal address?", "saved": False},
+        {"title": EVIL, "question": "", "saved": True},
+    ],
+    "chat_id": [{"chat_id": -1001234567890}],
     "welcome": [
         {"name": "Ana", "programs": []},
         {"name": "Ana", "programs": [TITLE]},
@@ -397,10 +625,27 @@ LABEL_ARGS: dict[str, list[dict[str, Any]]] = {
     "reject_one": [{"name": "Bob"}, {"name": ""}],
     "approve_all": [{"name": "Ana", "count": 3}, {"name": "", "count": 2}],
     "reject_all": [{"name": "Ana", "count": 3}, {"name": "", "count": 2}],
+    "use_pool": [{"name": "Spring codes", "free": 40}],
+    "pause_milestone": [{"id": 3}],
+    "resume_milestone": [{"id": 3}],
+    "remove_milestone": [{"id": 3}],
+    "resend": [{"title": "Sticker pack"}],
+    "approve_grant": [{"id": 7}],
+    "reject_grant": [{"id": 7}],
+    "fulfilled_grant": [{"id": 7}],
 }
 # Labels that are the same in every language (brand names, a title).
 # The one-friend review buttons are an emoji and a name in every language.
-UNTRANSLATED_LABELS = {"share_whatsapp", "share_x", "program", "approve_one", "reject_one"}
+UNTRANSLATED_LABELS = {
+    "share_whatsapp",
+    "share_x",
+    "program",
+    "approve_one",
+    "reject_one",
+    "resend",
+    "approve_grant",
+    "reject_grant",
+}
 
 CASES = [(name, i) for name, samples in SAMPLES.items() for i in range(len(samples))]
 
@@ -579,7 +824,9 @@ def test_locales_use_the_same_variables_and_logic(renderer: Renderer, name: str)
         source = _source(locale, name)
         variables = meta.find_undeclared_variables(renderer.env.parse(source))
         statements = [
-            " ".join(tag.split()) for tag in re.findall(r"{%-?\s*(.*?)\s*-?%}", source, re.S)
+            # a locale imports its own macros: the same statement up to the locale's folder
+            " ".join(tag.split()).replace(f'"{locale}/', '"LOCALE/')
+            for tag in re.findall(r"{%-?\s*(.*?)\s*-?%}", source, re.S)
         ]
         return variables, statements
 

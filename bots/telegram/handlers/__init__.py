@@ -11,9 +11,11 @@ from bots.telegram.handlers import (
     invite,
     language,
     membership,
+    milestones,
     privacy,
     program,
     review,
+    rewards,
     settings,
     setup,
     start,
@@ -45,6 +47,9 @@ def get_routers() -> list[Router]:
         settings.router,
         review.router,
         program.router,
+        rewards.router,
+        # after every command: its text and file handlers take what a guided flow waits for
+        milestones.router,
         fallback.router,
     ]
     for router in routers:

@@ -15,6 +15,7 @@ from delivery.outbox import Priority
 from referrals.models import Program
 from referrals.people import People
 from referrals.service import ReferralService
+from rewards.service import RewardService
 
 GROUP_TYPES = ("group", "supergroup")
 ANONYMOUS_ADMIN = 1087968824  # GroupAnonymousBot: a message "from the group itself"
@@ -120,9 +121,12 @@ async def send_invite_card(
     user: User,
     label: str = "",
     reset: bool = False,
+    *,
+    rewards: RewardService,
 ) -> None:
-    """The reader's personal link, the rules, their counts and share buttons — as a DM
-    (and so is the engine's refusal, such as a paused program)."""
+    """The reader's personal link, the rules (with the rewards and caps), their counts, the
+    way to the next reward and share buttons — as a DM (and so is the engine's refusal,
+    such as a paused program)."""
     answer_errors_privately(reply, user.id)
     person = person_of(user)
     if reset:
@@ -136,10 +140,26 @@ async def send_invite_card(
     await reply.to_user(
         user.id,
         "invite_card",
-        views.invite_card(program, link, counts, created=created, replaced=reset),
+        views.invite_card(
+            program,
+            link,
+            counts,
+            created=created,
+            replaced=reset,
+            rewards=await reward_rules(rewards, program, user.id),
+        ),
         buttons=share_buttons(link.url, share_text),
         program_id=program.id,
         priority=Priority.ANSWER,
+    )
+
+
+async def reward_rules(rewards: RewardService, program: Program, user_id: int) -> views.View:
+    """The rewards of a program and one reader's way to the next (invite card, receipt)."""
+    return views.reward_rules(
+        program,
+        await rewards.milestones(program.id),
+        await rewards.progress(program.id, user_id),
     )
 
 

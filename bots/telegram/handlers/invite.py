@@ -14,6 +14,7 @@ from bots.telegram.handlers.common import GROUP_TYPES, choose, group_program, se
 from bots.telegram.port import TelegramPort
 from referrals.people import People
 from referrals.service import ReferralService
+from rewards.service import RewardService
 
 router = Router(name=__name__)
 
@@ -23,6 +24,7 @@ async def invite(
     message: Message,
     command: CommandObject,
     referrals: ReferralService,
+    rewards: RewardService,
     renderer: Renderer,
     reply: Reply,
     people: People,
@@ -44,7 +46,9 @@ async def invite(
     if message.chat.type in GROUP_TYPES:
         program = await group_program(message, reply, people, programs, port)
         if program is not None:
-            await send_invite_card(referrals, renderer, reply, program, user, label, reset)
+            await send_invite_card(
+                referrals, renderer, reply, program, user, label, reset, rewards=rewards
+            )
             await reply.here(
                 "invite_sent_privately", views.invite_sent_privately(first_name(user))
             )
@@ -55,7 +59,9 @@ async def invite(
         reply, await referrals.list_programs(PLATFORM), "invite", label=label, reset=reset
     )
     if chosen is not None:
-        await send_invite_card(referrals, renderer, reply, chosen, user, label, reset)
+        await send_invite_card(
+            referrals, renderer, reply, chosen, user, label, reset, rewards=rewards
+        )
 
 
 @router.callback_query(PickProgram.filter(F.action == "invite"))
@@ -63,6 +69,7 @@ async def picked_for_invite(
     query: CallbackQuery,
     callback_data: PickProgram,
     referrals: ReferralService,
+    rewards: RewardService,
     renderer: Renderer,
     reply: Reply,
 ) -> None:
@@ -79,4 +86,5 @@ async def picked_for_invite(
         query.from_user,
         callback_data.label,
         callback_data.reset,
+        rewards=rewards,
     )

@@ -15,12 +15,13 @@ from bots import views
 from bots.render import Renderer
 from bots.telegram.callbacks import HumanCheck
 from bots.telegram.context import PLATFORM, ProgramCache, Reply, person_of
-from bots.telegram.port import JOIN_REQUEST_WINDOW
-from delivery.actions import Action, WelcomeApprove
+from bots.telegram.port import JOIN_REQUEST_WINDOW, TelegramPort
+from delivery.actions import Action, WelcomeApprove, buttons_of
 from delivery.outbox import Priority
 from referrals.clock import Clock
 from referrals.models import JoinEvent, LeaveEvent, RequestStatus
 from referrals.service import ReferralService, human_check_key
+from rewards.service import RewardService
 
 router = Router(name=__name__)
 SEND_MARGIN = timedelta(seconds=30)
@@ -87,25 +88,32 @@ async def join_requested(
     request: ChatJoinRequest,
     bot: Bot,
     referrals: ReferralService,
+    rewards: RewardService,
     programs: ProgramCache,
+    port: TelegramPort,
     reply: Reply,
     clock: Clock,
 ) -> None:
     """A request through a reader's join-request link: remember the reader, then welcome
     and approve — or send the one-button human check first when the program wants it."""
     program = await programs.for_chat(request.chat.id)
-    if program is None:
-        return
     link = None
     if request.invite_link is not None and request.invite_link.creator.id == bot.id:
         link = request.invite_link.invite_link
+    if program is None:
+        # A chat without a program may be a reward's private chat: only the owner of the
+        # grant whose one-time link was used is let in.
+        await rewards.claim_access(PLATFORM, request.chat.id, request.from_user.id, link)
+        return
     outcome = await referrals.record_join_request(
         program.id, person_of(request.from_user), request.date, link
     )
     if outcome.status is RequestStatus.ALREADY:
         return  # settled before (declined): nothing more to do
     window_ends = request.date + JOIN_REQUEST_WINDOW
-    context = views.join_welcome(program, outcome.referrer_name)
+    context = views.join_welcome(
+        program, outcome.referrer_name, friend_reward=await rewards.has_friend_reward(program.id)
+    )
     if outcome.status is RequestStatus.CHECK:
         # The check is only worth sending while the DM window is open; if it cannot be
         # delivered in time the scheduler approves the request (settle_join_requests).
@@ -132,7 +140,15 @@ async def join_requested(
         priority=Priority.TIMED,
         program_id=program.id,
         action=Action.WELCOME_APPROVE,
-        payload=WelcomeApprove(request.chat.id, request.from_user.id, window_ends),
+        payload=WelcomeApprove(
+            request.chat.id,
+            request.from_user.id,
+            window_ends,
+            # The friend never started the bot: this button is how a gift can reach them.
+            buttons_of([[{"label": "claim_reward", "url": port.deep_link("claim")}]])
+            if context["friend_reward"]
+            else (),
+        ),
     )
 
 

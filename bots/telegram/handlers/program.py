@@ -17,6 +17,7 @@ from delivery.outbox import Priority
 from delivery.port import PostRights
 from referrals.models import NotAllowed, Program
 from referrals.service import ReferralService
+from rewards.service import RewardService
 
 router = Router(name=__name__)
 
@@ -61,6 +62,7 @@ async def program_totals(
     message: Message,
     command: CommandObject,
     referrals: ReferralService,
+    rewards: RewardService,
     reply: Reply,
     programs: ProgramCache,
 ) -> None:
@@ -79,7 +81,7 @@ async def program_totals(
     if action == "delete":
         await _ask_delete(referrals, reply, program)
     else:
-        await _send_totals(referrals, reply, program)
+        await _send_totals(referrals, rewards, reply, program)
 
 
 async def _ask_delete(referrals: ReferralService, reply: Reply, program: Program) -> None:
@@ -123,9 +125,14 @@ async def delete_answer(
     await reply.to_user(query.from_user.id, "program_deleted", view)
 
 
-async def _send_totals(referrals: ReferralService, reply: Reply, program: Program) -> None:
+async def _send_totals(
+    referrals: ReferralService, rewards: RewardService, reply: Reply, program: Program
+) -> None:
     totals = await referrals.program_totals(program.id)
-    await reply.here("program_totals", views.program_totals(program, totals))
+    await reply.here(
+        "program_totals",
+        views.program_totals(program, totals, await rewards.report(program.id)),
+    )
 
 
 @router.message(Command("post"))
@@ -171,6 +178,7 @@ async def picked_for_program(
     query: CallbackQuery,
     callback_data: PickProgram,
     referrals: ReferralService,
+    rewards: RewardService,
     reply: Reply,
     programs: ProgramCache,
     port: TelegramPort,
@@ -184,7 +192,7 @@ async def picked_for_program(
         raise NotAllowed("not an admin")
     action = callback_data.action
     if action == "program":
-        await _send_totals(referrals, reply, program)
+        await _send_totals(referrals, rewards, reply, program)
     elif action == "delete":
         await _ask_delete(referrals, reply, program)
     elif action in ("pause", "resume"):

@@ -16,6 +16,7 @@ from bots.telegram.port import TelegramPort
 from referrals.clock import Clock
 from referrals.models import Program, RememberStatus
 from referrals.service import ReferralService
+from rewards.service import RewardService
 
 router = Router(name=__name__)
 
@@ -25,6 +26,7 @@ async def start_with_payload(
     message: Message,
     command: CommandObject,
     referrals: ReferralService,
+    rewards: RewardService,
     renderer: Renderer,
     reply: Reply,
     port: TelegramPort,
@@ -34,12 +36,19 @@ async def start_with_payload(
     if message.from_user is None:  # a channel post: nobody to answer
         return None
     payload = (command.args or "").strip()
+    # Rewards that waited for them (they blocked the bot, or never opened it) go out now.
+    await rewards.reader_returned(PLATFORM, message.from_user.id)
+    if payload == "claim":
+        await reply.here("welcome", views.welcome(first_name(message.from_user), []))
+        return
     if payload.startswith("go_") and payload[3:].isdigit():
         program = await referrals.find_program_by_id(int(payload[3:]))
         if program is None:
             await reply.here("link_problem", views.link_problem("unknown_link"))
             return
-        await send_invite_card(referrals, renderer, reply, program, message.from_user)
+        await send_invite_card(
+            referrals, renderer, reply, program, message.from_user, rewards=rewards
+        )
         return
     if payload.startswith("setup_") and payload[6:].lstrip("-").isdigit():
         await finish_setup_in_private(int(payload[6:]), message.from_user, referrals, reply, port)
@@ -84,9 +93,16 @@ def _join_url(program: Program) -> str | None:
 
 
 @router.message(CommandStart(), F.chat.type == "private")
-async def start(message: Message, referrals: ReferralService, reply: Reply, clock: Clock) -> None:
+async def start(
+    message: Message,
+    referrals: ReferralService,
+    rewards: RewardService,
+    reply: Reply,
+    clock: Clock,
+) -> None:
     """Say hello and explain the commands; starting a newsletter bot subscribes."""
     if message.from_user is None:  # a channel post: nobody to answer
         return None
+    await rewards.reader_returned(PLATFORM, message.from_user.id)
     programs = await referrals.started(PLATFORM, person_of(message.from_user), clock.now())
     await reply.here("welcome", views.welcome(first_name(message.from_user), programs))

@@ -9,11 +9,12 @@ from aiogram.types import CallbackQuery, Message
 from bots import views
 from bots.telegram.callbacks import PickProgram, StatsPage
 from bots.telegram.context import PLATFORM, ProgramCache, Reply, first_name
-from bots.telegram.handlers.common import GROUP_TYPES, choose, group_program
+from bots.telegram.handlers.common import GROUP_TYPES, choose, group_program, reward_rules
 from bots.telegram.port import TelegramPort
 from referrals.models import Program
 from referrals.people import People
 from referrals.service import ReferralService
+from rewards.service import RewardService
 
 router = Router(name=__name__)
 
@@ -24,6 +25,7 @@ PER_PAGE = 8
 async def stats(
     message: Message,
     referrals: ReferralService,
+    rewards: RewardService,
     reply: Reply,
     people: People,
     programs: ProgramCache,
@@ -36,7 +38,7 @@ async def stats(
     if message.chat.type in GROUP_TYPES:
         program = await group_program(message, reply, people, programs, port)
         if program is not None:
-            await send_stats(referrals, reply, program, user.id, 1, None)
+            await send_stats(referrals, rewards, reply, program, user.id, 1, None)
             await reply.here(
                 "invite_sent_privately", views.invite_sent_privately(first_name(user))
             )
@@ -45,24 +47,32 @@ async def stats(
         return
     chosen = await choose(reply, await referrals.list_programs(PLATFORM), "stats")
     if chosen is not None:
-        await send_stats(referrals, reply, chosen, user.id, 1, None)
+        await send_stats(referrals, rewards, reply, chosen, user.id, 1, None)
 
 
 @router.callback_query(PickProgram.filter(F.action == "stats"))
 async def picked_for_stats(
-    query: CallbackQuery, callback_data: PickProgram, referrals: ReferralService, reply: Reply
+    query: CallbackQuery,
+    callback_data: PickProgram,
+    referrals: ReferralService,
+    rewards: RewardService,
+    reply: Reply,
 ) -> None:
     """The program picked for /stats."""
     program = await referrals.find_program_by_id(callback_data.program_id)
     await query.answer()
     if program is None:
         return
-    await send_stats(referrals, reply, program, query.from_user.id, 1, None)
+    await send_stats(referrals, rewards, reply, program, query.from_user.id, 1, None)
 
 
 @router.callback_query(StatsPage.filter())
 async def stats_page(
-    query: CallbackQuery, callback_data: StatsPage, referrals: ReferralService, reply: Reply
+    query: CallbackQuery,
+    callback_data: StatsPage,
+    referrals: ReferralService,
+    rewards: RewardService,
+    reply: Reply,
 ) -> None:
     """Another page of the receipt, in place of the one shown."""
     program = await referrals.find_program_by_id(callback_data.program_id)
@@ -70,12 +80,19 @@ async def stats_page(
     if program is None or query.message is None:
         return
     await send_stats(
-        referrals, reply, program, query.from_user.id, callback_data.page, query.message.message_id
+        referrals,
+        rewards,
+        reply,
+        program,
+        query.from_user.id,
+        callback_data.page,
+        query.message.message_id,
     )
 
 
 async def send_stats(
     referrals: ReferralService,
+    rewards: RewardService,
     reply: Reply,
     program: Program,
     user_id: int,
@@ -105,7 +122,7 @@ async def send_stats(
             }
         )
     buttons = [row] if row else None
-    view = views.receipt(program, receipt)
+    view = views.receipt(program, receipt, await reward_rules(rewards, program, user_id))
     if edit_message_id is not None:
         await reply.edit(user_id, edit_message_id, "stats", view, buttons=buttons)
     else:
