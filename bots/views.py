@@ -226,7 +226,7 @@ def program_totals(
         "grants": dict(report.get("grants") or {}),
         "codes_used": report.get("codes_used", 0),
         "codes_left": report.get("codes_left", 0),
-        "cost": _money(report.get("cost_cents")),
+        "cost": _money(report.get("cost_cents") or None),
         "cost_per_referral": _money(report.get("cost_per_referral_cents")),
         "currency": program.currency or "",
     }

@@ -269,6 +269,9 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
         _error("bad_setting", key="colour", problem="unknown"),  # what the manager typed
         _error("bad_setting", key="hold_hours", problem="usage"),
         _error("bad_setting", key="human_check", problem="invalid"),
+        _error("bad_setting", key="reward_cap", problem="number", low=1, high=9, optional=True),
+        _error("bad_setting", key="reward_cap_period", problem="choice", options=["week"]),
+        _error("bad_setting", key="currency", problem="invalid"),
         *(
             _error("bad_milestone", problem=problem, message="x", high=64)
             for problem in (

@@ -39,6 +39,9 @@ TYPED_SETTINGS = {
     "cap": "referrer_cap",
     "burst": "burst_limit",
     "age": "min_account_age_days",
+    "rewardcap": "reward_cap",
+    "rewardcap_period": "reward_cap_period",
+    "currency": "currency",
 }
 
 
