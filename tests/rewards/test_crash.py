@@ -37,7 +37,7 @@ from tests.rewards.conftest import MANAGER, READER, Rig
 ROOT = Path(__file__).resolve().parents[2]
 INVITELOOP = str(Path(sys.executable).parent / "inviteloop")
 TEMPLATES = ROOT / "bots" / "templates" / "en" / "reward_delivered.html.j2"
-READERS = 240  # 8 s of sending at Telegram's 30 messages a second
+READERS = 150  # 5 s of sending at Telegram's 30 messages a second
 WAIT = 40.0  # a bound on each wait, never a pause
 
 
