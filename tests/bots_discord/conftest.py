@@ -67,7 +67,7 @@ class Discord:
         self.task = asyncio.create_task(self.app.run(self.stop))
         await self.world.wait_until_connected(self.sandbox_app)
         async with asyncio.timeout(10):
-            while not (self.bot.is_ready() and self.bot.tracker.synced):
+            while not (self.bot.is_ready() and self.bot.tracker.synced):  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
         await self.bot.tree.sync()
 
@@ -87,7 +87,7 @@ class Discord:
     async def joins_settled(self, count: int) -> None:
         """Wait (real time) until the tracker has settled ``count`` joins in all."""
         async with asyncio.timeout(5):
-            while self.bot.tracker.settled_joins < count:
+            while self.bot.tracker.settled_joins < count:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
 
     async def stop_bot(self) -> None:
