@@ -44,6 +44,7 @@ from storage.migrate import current_revision, head_revision, upgrade
 
 if TYPE_CHECKING:
     # aiogram takes seconds to import: only a process that runs the bot pays for it.
+    from bots.discord.app import DiscordBot
     from bots.telegram.app import TelegramBot
 
 logger = logging.getLogger("inviteloop")
@@ -69,6 +70,8 @@ class Settings(BaseSettings):
     # NoDecode: the variable is our comma-separated list, not JSON (see _owners).
     telegram_owners: Annotated[list[int], NoDecode] = []
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    discord_token: SecretStr | None = None
+    discord_api_url: str | None = None
 
     @field_validator("telegram_owners", mode="before")
     @classmethod
@@ -112,7 +115,20 @@ class Settings(BaseSettings):
     def _log_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("telegram_api_url")
+    @field_validator("discord_token", mode="before")
+    @classmethod
+    def _discord_token(cls, value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                return None
+            if any(c.isspace() for c in value) or value.count(".") != 2:
+                raise ValueError("not a bot token: the Developer Portal's Bot page gives one")
+        return value
+
+    @field_validator("telegram_api_url", "discord_api_url")
     @classmethod
     def _api_url(cls, value: str | None) -> str | None:
         if value and not value.startswith(("http://", "https://")):
@@ -170,8 +186,11 @@ class NothingToRun(Exception):
 
 
 def configured_platforms(settings: Settings) -> list[str]:
-    """The platforms whose bot has a token (today only Telegram)."""
-    return ["telegram"] if settings.telegram_token is not None else []
+    """The platforms whose bot has a token."""
+    found = ["telegram"] if settings.telegram_token is not None else []
+    if settings.discord_token is not None:
+        found.append("discord")
+    return found
 
 
 class Application:
@@ -191,8 +210,10 @@ class Application:
         poll_timeout: int = 25,
         retry_delays: Sequence[float] = (0.2, 1.0, 3.0),
         monotonic: Callable[[], float] | None = None,
+        discord_options: dict[str, Any] | None = None,
     ) -> None:
-        """``limits`` replaces Telegram's sending limits (tests open them wide)."""
+        """``limits`` replaces Telegram's sending limits (tests open them wide);
+        ``discord_options`` go to the Discord bot (its settle window, discord.py's)."""
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.db = Database.from_url(settings.database_url)
@@ -227,6 +248,12 @@ class Application:
                 retry_delays=retry_delays,
             )
             self.bots.append(self.telegram)
+        self.discord: DiscordBot | None = None
+        if settings.discord_token is not None:
+            self.discord = self._discord_bot(
+                settings.discord_token.get_secret_value(), **(discord_options or {})
+            )
+            self.bots.append(self.discord)
         self.jobs: list[Job] = [
             Job("confirm_due", self._confirm_due, every=timedelta(minutes=1)),
             # after the confirmations: the milestones their change records reached
@@ -238,6 +265,21 @@ class Application:
             Job("outbox_purge", self._purge_outbox, every=timedelta(hours=1)),
         ]
         self._running: dict[str, asyncio.Lock] = {job.name: asyncio.Lock() for job in self.jobs}
+
+    def _discord_bot(self, token: str, **options: Any) -> DiscordBot:
+        from bots.discord.app import DiscordBot
+
+        return DiscordBot(
+            token,
+            referrals=self.referrals,
+            rewards=self.rewards,
+            people=self.people,
+            outbox=self.outbox,
+            renderer=self.renderer,
+            clock=self.clock,
+            api_url=self.settings.discord_api_url,
+            **options,
+        )
 
     # --- jobs ---------------------------------------------------------------------
 
@@ -318,8 +360,16 @@ class Application:
         """Start every bot and connect its port to the engine and the outbox (the only
         place ports are wired)."""
         ports = []
-        for bot in self.bots:
-            port = await bot.start()
+        for bot in list(self.bots):
+            try:
+                port = await bot.start()
+            except Exception:
+                if len(self.bots) == 1:
+                    raise
+                # One bot's refused token or outage never stops the other.
+                logger.exception("the %s bot could not start; the others run", bot.platform)
+                self.bots.remove(bot)
+                continue
             self.referrals.add_port(port)
             self.outbox.add_sender(port)
             ports.append(port)
@@ -447,6 +497,21 @@ async def _program_delete(settings: Settings, program_id: int, yes: bool) -> int
     return 0
 
 
+async def _discord_sync(settings: Settings, guild_id: int | None) -> int:
+    if settings.discord_token is None:
+        print("inviteloop: set INVITELOOP_DISCORD_TOKEN first", file=sys.stderr)
+        return 2
+    app = Application(settings)
+    assert app.discord is not None
+    try:
+        count = await app.discord.sync_commands(guild_id)
+    finally:
+        await app.close()
+    where = f"server {guild_id}" if guild_id else "every server (global commands)"
+    print(f"synced {count} slash commands for {where}")
+    return 0
+
+
 def tune_garbage_collector() -> None:
     """Settings for a long-running bot process, applied once start-up is done.
 
@@ -499,7 +564,7 @@ def _run(settings: Settings) -> int:
     if not configured_platforms(settings):
         print(
             "inviteloop: nothing to run: set INVITELOOP_TELEGRAM_TOKEN to your bot's token "
-            "(from @BotFather; see README.md).\n"
+            "(from @BotFather) or INVITELOOP_DISCORD_TOKEN (see README.md).\n"
             "To see inviteloop work without a token or network, run: inviteloop demo",
             file=sys.stderr,
         )
@@ -526,6 +591,12 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="watch the whole loop offline: a local Telegram, simulated people"
     )
     demo.add_argument("--db", metavar="PATH", help="keep the demo's data in this SQLite file")
+    discord_cli = commands.add_parser("discord", help="the Discord bot: sync its slash commands")
+    discord_commands = discord_cli.add_subparsers(dest="discord_command", metavar="ACTION")
+    sync = discord_commands.add_parser(
+        "sync", help="register the slash commands with Discord (not done on every start)"
+    )
+    sync.add_argument("--guild", type=int, metavar="ID", help="only in this server (at once)")
     program = commands.add_parser("program", help="referral programs: list, delete")
     program_commands = program.add_subparsers(dest="program_command", metavar="ACTION")
     program_commands.add_parser("list", help="every program with its totals")
@@ -559,6 +630,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from demo import run_demo
 
         return run_demo(args.db)
+    if args.command == "discord":
+        if args.discord_command == "sync":
+            return asyncio.run(_discord_sync(settings, args.guild))
+        parser.parse_args(["discord", "--help"])
     if args.command == "program":
         if args.program_command in ("list", "delete"):
             asyncio.run(_db_upgrade(settings, quiet=True))

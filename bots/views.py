@@ -489,3 +489,57 @@ def engine_error(exc: EngineError) -> View:
             high=detail.get("limit") or detail.get("high") or detail.get("count"),
         )
     return error(exc.code)
+
+
+# --- rewards on every platform (added for the Discord adapter) ------------------------------
+
+
+def reader_rewards(
+    program: Program,
+    grants: Sequence[Any],
+    *,
+    enabled: bool,
+    counted: int,
+    next_title: str | None,
+    next_count: int | None,
+    unreachable: bool = False,
+) -> View:
+    """``/rewards``: what a reader earned and where each stands, and the next milestone."""
+    return {
+        "program_title": program.title,
+        "enabled": enabled,
+        "items": [
+            {"title": grant.title, "count": grant.rung or 0, "state": grant.state}
+            for grant in grants
+        ],
+        "counted": counted,
+        "next_title": next_title,
+        "next_count": next_count,
+        "unreachable": unreachable,
+    }
+
+
+def milestone_list(
+    program: Program, milestones: Sequence[Any], *, saved: bool = False, granted: int = 0
+) -> View:
+    """A program's milestones for managers (and what saving one granted at once)."""
+    return {
+        "program_title": program.title,
+        "items": [
+            {
+                "id": m.id,
+                "title": m.title,
+                "count": m.count or 0,
+                "kind": m.reward_kind,
+                "paused": m.paused,
+            }
+            for m in milestones
+        ],
+        "saved": saved,
+        "granted": granted,
+    }
+
+
+def rewards_policy(program: Program, step: str) -> View:
+    """Discord's policy note before rewards are turned on (``note``), or ``on``/``off``."""
+    return {"program_title": program.title, "step": step}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class UnreachableReason(enum.StrEnum):
@@ -175,6 +175,17 @@ class PlatformPort(Protocol):
         self, chat_id: int, user_id: int, approve: bool
     ) -> Delivered | Failure:
         """Approve (the grant's owner) or decline (anyone else) a reward chat's join request."""
+        ...
+
+
+@runtime_checkable
+class RolePort(Protocol):
+    """A platform whose rewards may be roles (Discord): give one to a member."""
+
+    async def grant_role(
+        self, destination: Destination, user_id: int, role_id: int
+    ) -> Delivered | Failure:
+        """Give ``role_id`` to ``user_id`` in the destination (again, when they rejoined)."""
         ...
 
 

@@ -126,7 +126,7 @@ async def decide_joins(
                 referrer_id, link_id = person.remembered_referrer_id, person.remembered_link_id
                 reason = None
             elif reason is None:
-                reason = Reason.NO_LINK
+                reason = event.unattributed_reason or Reason.NO_LINK
         attribution[i] = (referrer_id, link_id, reason)
 
     # A reader's running counts and burst window matter only where a cap or a burst limit

@@ -173,8 +173,8 @@ class LinkService:
 
     async def revoke_on_platform(self, program: Program, url: str) -> None:
         """Stop a link on the platform (a deep link is ours alone: nothing to do there)."""
-        if program.join_mode != "direct":
-            return
+        if program.join_mode != "direct" and program.platform != "discord":
+            return  # a Discord invite is always the platform's own
         try:
             outcome = await self._engine.port(program.platform).revoke_invite(
                 program.destination, url

@@ -66,6 +66,15 @@ class Program:
     reward_cap: int | None = None
     reward_cap_period: str = "year"
     currency: str | None = None
+    rewards_opt_in: bool = False  # Discord: rewards for joins, after the policy note
+    invite_channel_id: int | None = None  # Discord: where readers' invites are made
+    labels_allowed: bool = False  # Discord: labelled invites besides the reader's one
+
+    @property
+    def rewards_allowed(self) -> bool:
+        """Whether rewards for joins may run: always on Telegram; on Discord only once a
+        manager turned them on after reading the policy note (DESIGN.md)."""
+        return self.platform != "discord" or self.rewards_opt_in
 
     @property
     def destination(self) -> Destination:
@@ -119,6 +128,15 @@ class Reason(enum.StrEnum):
     REVOKED_LINK = "revoked_link"
     REJOIN = "rejoin"
     COUNTED_FOR_OTHER = "counted_for_other"
+    # Discord never says which invite a member used: why a join was not attributed.
+    AMBIGUOUS = "ambiguous"  # the counters moved in a way more than one reading fits
+    NO_INVITE = "no_invite"  # no counter moved (Discovery, OAuth2 guilds.join)
+    VANITY = "vanity"  # the server's vanity URL
+    FOREIGN_INVITE = "foreign_invite"  # an invite the bot did not make for a reader
+    INVITE_VANISHED = "invite_vanished"  # an invite deleted at its max uses
+    SCREENING = "screening"  # the member is still in membership screening
+    STALE_CACHE = "stale_cache"  # counters not known since a restart or a reconnect
+    WHILE_AWAY = "while_away"  # joined while the bot was disconnected
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +154,8 @@ class JoinEvent:
     link: str | None = None
     event_key: str | None = None
     account_created_at: datetime | None = None
+    # Why nobody is credited, when the platform's adapter knows (``link`` is None then).
+    unattributed_reason: Reason | None = None
 
 
 @dataclass(frozen=True, slots=True)

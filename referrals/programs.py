@@ -57,6 +57,9 @@ SETTING_KEYS = frozenset(
         "join_url",
         "reward_cap_period",
         "currency",
+        "rewards_opt_in",
+        "invite_channel_id",
+        "labels_allowed",
     }
 )
 
@@ -125,7 +128,7 @@ def validate_settings(
                     options=tuple(LeavePolicy),
                 )
             clean[key] = str(value)
-        elif key in ("human_check", "paused"):
+        elif key in ("human_check", "paused", "rewards_opt_in", "labels_allowed"):
             if not isinstance(value, bool):
                 raise SettingsError(key, "must be true or false")
             clean[key] = value
@@ -147,6 +150,10 @@ def validate_settings(
             if code and not (code.isascii() and code.isalpha() and len(code) == 3):
                 raise SettingsError(key, "must be a currency code such as USD or IDR")
             clean[key] = code or None
+        elif key == "invite_channel_id":
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise SettingsError(key, "must be a channel")
+            clean[key] = value
         elif key == "username":
             clean[key] = None if not value else clean_name(str(value), 64)
     return clean

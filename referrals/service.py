@@ -19,6 +19,7 @@ from delivery.port import PlatformPort
 from referrals.attribution import AttributionService, PassedCheck, human_check_key
 from referrals.clock import Clock
 from referrals.context import Engine
+from referrals.invites import InviteTracker
 from referrals.links import LinkService, normalise_label
 from referrals.models import (
     ConfirmResult,
@@ -77,6 +78,7 @@ class ReferralService:
         self.reviews = ReviewService(self.engine, self.programs)
         self.receipts = ReceiptService(self.engine)
         self.privacy = PrivacyService(self.engine, self.programs, self.links, self.people)
+        self.invites = InviteTracker(self.engine, self.programs, self.attribution)
 
     def add_port(self, port: PlatformPort) -> None:
         self.engine.add_port(port)

@@ -30,7 +30,15 @@ from zoneinfo import ZoneInfo
 
 from delivery.actions import Button, Post, buttons_of
 from delivery.outbox import Priority, Settled, message
-from delivery.port import AccessChat, Delivered, InviteCreated, RetryAfter, Unreachable
+from delivery.port import (
+    AccessChat,
+    Delivered,
+    InviteCreated,
+    RetryAfter,
+    RolePort,
+    Unreachable,
+    UnreachableReason,
+)
 from referrals.context import Engine
 from referrals.models import NotAllowed, PlatformUnavailable, Program, ProgramNotFound
 from referrals.programs import program_from_row
@@ -331,6 +339,9 @@ class RewardService:
         """Save a milestone (or the friend reward: ``role="friend"``) and grant it at once to
         every reader who already reached it; returns it and how many grants that made."""
         program = await self._managed(program_id, actor_id)
+        if not program.rewards_allowed:
+            # Discord's developer policy: rewards for joins only after the manager's opt-in.
+            raise BadMilestone("policy", "turn rewards on for this Discord program first")
         clean = await self._check_rule(program, dict(values))
         now = self._now()
         async with self._db.write() as conn:
@@ -785,6 +796,7 @@ class RewardService:
     async def _deliver_batch(self, limit: int, report: DeliverReport) -> int:
         now = self._now()
         mint: list[dict[str, Any]] = []
+        roles: list[tuple[Any, int | None]] = []
         async with self._db.write() as conn:
             rows = await db.claim_due_grants(conn, now, now + LEASE, limit)
             if not rows:
@@ -857,11 +869,9 @@ class RewardService:
                     mint.append(row)  # minted on the platform first, outside this transaction
                     continue
                 if row["reward_kind"] == RewardKind.ROLE:
-                    # Roles are given by the Discord adapter's port (Discord issue); until
-                    # it runs, the grant waits.
-                    await db.set_grants(
-                        conn, [row["id"]], {"next_attempt_at": now + RETRY, "updated_at": now}
-                    )
+                    # Given on the platform first, outside this transaction (the grant stays
+                    # leased meanwhile); its message follows once the role is on.
+                    roles.append((row, milestone.role_id))
                     continue
                 outbox_rows.append(
                     self._reward_message(program, milestone, row, code, context, now)
@@ -881,7 +891,38 @@ class RewardService:
             await db_outbox.enqueue(conn, outbox_rows)
         for row in mint:
             await self._mint_access(row, report)
+        for row, role_id in roles:
+            await self._give_role(row, role_id, report)
         return len(rows)
+
+    async def _give_role(
+        self, row: Mapping[str, Any], role_id: int | None, report: DeliverReport
+    ) -> None:
+        """Give a role reward on the platform (its port's ``grant_role``), then queue its
+        message. A role the bot cannot give (its own role is not above it, or it lacks
+        Manage Roles) waits, with the platform's words on the grant for the managers."""
+        now = self._now()
+        program = await self._program(row["program_id"])
+        port = self._engine.port(program.platform)
+        if role_id is None or not isinstance(port, RolePort):
+            result: Any = Unreachable(UnreachableReason.REJECTED, "roles are not given here")
+        else:
+            result = await port.grant_role(program.destination, row["reader_id"], role_id)
+        if not isinstance(result, Delivered):
+            wait = result.seconds if isinstance(result, RetryAfter) else RETRY.total_seconds()
+            async with self._db.write() as conn:
+                await db.set_grants(
+                    conn,
+                    [row["id"]],
+                    {
+                        "next_attempt_at": now + timedelta(seconds=wait),
+                        "delivery_error": str(getattr(result, "detail", "retry"))[:256],
+                        "updated_at": now,
+                    },
+                )
+            report.failures.append(f"grant {row['id']}: role not given")
+            return
+        await self._deliver_batch_ids([row["id"]], report, need_link=False)
 
     async def _delivery_context(
         self, conn: Any, rows: Sequence[Mapping[str, Any]]
@@ -1104,12 +1145,19 @@ class RewardService:
         report.links_minted += 1
         await self._deliver_batch_ids([row["id"]], report)
 
-    async def _deliver_batch_ids(self, ids: Sequence[int], report: DeliverReport) -> None:
-        """Queue grants whose link was just stored (as a delivery batch would)."""
+    async def _deliver_batch_ids(
+        self, ids: Sequence[int], report: DeliverReport, *, need_link: bool = True
+    ) -> None:
+        """Queue grants whose link was just stored, or whose role was just given (as a
+        delivery batch would)."""
         now = self._now()
         async with self._db.write() as conn:
             rows = await db.grants_with_people(conn, ids)
-            rows = [r for r in rows if r["state"] == GrantState.UNLOCKED and r["access_url"]]
+            rows = [
+                r
+                for r in rows
+                if r["state"] == GrantState.UNLOCKED and (r["access_url"] or not need_link)
+            ]
             if not rows:
                 return
             context = await self._delivery_context(conn, rows)

@@ -126,6 +126,12 @@ programs = Table(
     Column("reward_cap", Integer),
     Column("reward_cap_period", String(8), nullable=False, server_default="year"),
     Column("currency", String(8)),
+    # Discord: rewards for joins stay off until a manager turns them on (the policy note),
+    # the channel the bot makes readers' invites in, and whether readers may have labelled
+    # invites besides their one (each invite counts against Discord's cap).
+    Column("rewards_opt_in", Boolean, nullable=False, server_default=text("false")),
+    Column("invite_channel_id", BigInteger),
+    Column("labels_allowed", Boolean, nullable=False, server_default=text("false")),
     Column("created_by", BigInteger),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
@@ -573,3 +579,28 @@ __all__ = [
     "reward_progress",
     "reward_referrals",
 ]
+
+
+# --- invite-use tracking (Discord says which invite's counter moved, never who used it) ---
+
+invite_uses = Table(
+    "invite_uses",
+    metadata,
+    Column("program_id", Id, ForeignKey("programs.id", ondelete="CASCADE"), primary_key=True),
+    Column("code", String(32), primary_key=True),
+    Column("uses", Integer, nullable=False, server_default="0"),
+    Column("max_uses", Integer, nullable=False, server_default="0"),
+    Column("inviter_id", BigInteger),
+    # An invite deleted on the platform stays until the next settle has read it: one that
+    # vanished at its max uses may carry the join whose event is still on its way.
+    Column("deleted_at", UTCDateTime),
+    Column("seen_at", UTCDateTime, nullable=False),
+)
+
+invite_sync = Table(
+    "invite_sync",
+    metadata,
+    Column("program_id", Id, ForeignKey("programs.id", ondelete="CASCADE"), primary_key=True),
+    Column("vanity_uses", Integer),
+    Column("synced_at", UTCDateTime, nullable=False),
+)

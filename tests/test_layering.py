@@ -110,3 +110,13 @@ def test_the_shared_views_are_plain_values() -> None:
     for name in ("views.py", "render.py"):
         imported = {n.split(".")[0] for n in _imports(ROOT / "bots" / name)}
         assert not imported & {"aiogram", "discord", "storage", "sandbox"}, (name, imported)
+
+
+def test_the_discord_adapter_never_imports_aiogram() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in _python_files("bots/discord")
+        for name in _imports(path)
+        if name.split(".")[0] in ("aiogram", "storage", "sandbox")
+    ]
+    assert offenders == []

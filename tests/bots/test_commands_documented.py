@@ -35,3 +35,30 @@ def test_every_command_is_in_help_in_every_language() -> None:
         text = (ROOT / "bots" / "templates" / locale / "help.html.j2").read_text("utf-8")
         missing = sorted(name for name in commands() - {"start", "help"} if f"/{name}" not in text)
         assert missing == [], locale
+
+
+COGS = ROOT / "bots" / "discord" / "cogs"
+
+
+def discord_commands() -> set[str]:
+    found: set[str] = set()
+    for path in COGS.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        found.update(re.findall(r'command\(\s*name="([a-z_]+)"', text))
+        found.update(re.findall(r'Group\(\s*name="([a-z_]+)"', text))
+    return found
+
+
+def test_the_cogs_answer_the_discord_commands_we_expect() -> None:
+    expected = {"invite", "stats", "rewards", "forget", "help", "setup", "settings", "review"}
+    assert expected | {"post", "milestone", "add", "list", "remove"} <= discord_commands()
+
+
+def test_every_discord_command_is_in_the_readme_and_in_help() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    names = discord_commands() - {"add", "list", "remove"}
+    assert sorted(n for n in names if f"`/{n}" not in readme) == []
+    for locale in LOCALES:
+        path = ROOT / "bots" / "templates" / locale / "discord_help.html.j2"
+        text = path.read_text("utf-8")
+        assert sorted(n for n in names if f"/{n}" not in text) == [], locale

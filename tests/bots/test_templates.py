@@ -255,6 +255,88 @@ def _flow(step: str, **changes: Any) -> dict[str, Any]:
 
 
 SAMPLES: dict[str, list[dict[str, Any]]] = {
+    # Discord's own texts
+    "discord_setup": [
+        {
+            "step": "done",
+            "program_title": "<b>R</b>",
+            "channel_name": "@everyone",
+            "rewards_opt_in": False,
+        },
+        {"step": "not_manager"},
+        {
+            "step": "missing",
+            "missing": [
+                "manage_guild",
+                "manage_channels",
+                "create_instant_invite",
+                "manage_roles",
+                "members_intent",
+                "other",
+            ],
+            "channel_name": "g",
+        },
+    ],
+    "discord_help": [{"manager": True}, {"manager": False}],
+    "discord_error": [
+        {"code": c, "key": "k", "message": "m", "role_name": "<@&1>"}
+        for c in (
+            "not_set_up",
+            "not_manager",
+            "guild_only",
+            "labels_off",
+            "invite_cap",
+            "role_above",
+            "role_rights",
+            "unknown_setting",
+            "bad_value",
+            "platform",
+            "x",
+        )
+    ],
+    "discord_rewards_policy": [{"program_title": "P", "step": s} for s in ("note", "on", "off")],
+    "discord_rewards": [
+        {
+            "program_title": "P",
+            "enabled": True,
+            "items": [
+                {"title": "<b>T</b> @everyone", "count": 3, "state": st}
+                for st in (
+                    "delivered",
+                    "undeliverable",
+                    "unlocked",
+                    "fulfilled",
+                    "fulfilling",
+                    "awaiting_answer",
+                )
+            ],
+            "counted": 2,
+            "next_title": "N",
+            "next_count": 5,
+            "unreachable": True,
+        },
+        {
+            "program_title": "P",
+            "enabled": False,
+            "items": [],
+            "counted": 0,
+            "next_title": None,
+            "next_count": None,
+            "unreachable": False,
+        },
+    ],
+    "discord_milestones": [
+        {
+            "program_title": "P",
+            "items": [{"id": 1, "title": "<i>T</i>", "count": 2, "kind": "role", "paused": False}],
+            "saved": True,
+            "granted": 1,
+        },
+    ],
+    "invite_revoked": [
+        {"program_title": "P", "why": "pruned", "label": ""},
+        {"program_title": "P", "why": "deleted", "label": "x"},
+    ],
     "choose_program": [{"purpose": "read"}, {"purpose": "manage"}],
     "error": [
         *(_error(code) for code in ERROR_CODES),

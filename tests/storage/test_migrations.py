@@ -32,6 +32,8 @@ TABLES = {
     "reward_progress",
     "reward_referrals",
     "flows",
+    "invite_uses",
+    "invite_sync",
 }
 
 
