@@ -68,7 +68,6 @@ from rewards.models import (
 from rewards.templates import check_template, render_template
 from storage import counts as db_counts
 from storage import events as db_events
-from storage import links as db_links
 from storage import outbox as db_outbox
 from storage import programs as db_programs
 from storage import rewards as db
@@ -794,6 +793,9 @@ class RewardService:
         return report
 
     async def _deliver_batch(self, limit: int, report: DeliverReport) -> int:
+        """One transaction for up to ``limit`` due grants, in a fixed number of statements
+        per batch (and two per pool that hands out codes): decide each grant, assign the
+        codes of each pool at once, queue every message, mark the grants delivering."""
         now = self._now()
         mint: list[dict[str, Any]] = []
         roles: list[tuple[Any, int | None]] = []
@@ -803,29 +805,19 @@ class RewardService:
                 return 0
             context = await self._delivery_context(conn, rows)
             outbox_rows: list[dict[str, Any]] = []
+            moved: dict[str, list[int]] = defaultdict(list)  # state -> grants
+            ready: list[tuple[dict[str, Any], str | None]] = []
+            wants_code: dict[int, list[dict[str, Any]]] = defaultdict(list)  # pool -> grants
             for row in rows:
-                program = context["programs"][row["program_id"]]
                 milestone = context["milestones"].get(row["milestone_id"])
                 if row["reader_id"] is None or milestone is None:
                     # a forgotten reader, or a rule gone from the database
-                    await db.set_grants(
-                        conn, [row["id"]], {"state": GrantState.UNREACHABLE, "updated_at": now}
-                    )
+                    moved[GrantState.UNREACHABLE].append(row["id"])
                     continue
-                reachable = (
-                    row["person_started_at"] is not None and row["person_blocked_at"] is None
-                )
-                if not reachable:
-                    state = (
-                        GrantState.UNCLAIMED
-                        if row["source"] == "friend"
-                        else (GrantState.UNDELIVERABLE)
-                    )
-                    await db.set_grants(
-                        conn,
-                        [row["id"]],
-                        {"state": state, "next_attempt_at": None, "updated_at": now},
-                        expect=[GrantState.UNLOCKED],
+                if row["person_started_at"] is None or row["person_blocked_at"] is not None:
+                    friend = row["source"] == "friend"
+                    moved[GrantState.UNCLAIMED if friend else GrantState.UNDELIVERABLE].append(
+                        row["id"]
                     )
                     report.undeliverable += 1
                     continue
@@ -836,58 +828,56 @@ class RewardService:
                     and row["decided_by"] is None
                     and rewardable < row["rung"]
                 ):
-                    await db.set_grants(
-                        conn,
-                        [row["id"]],
-                        {
-                            "state": GrantState.BELOW_RUNG,
-                            "next_attempt_at": None,
-                            "updated_at": now,
-                        },
-                        expect=[GrantState.UNLOCKED],
-                    )
+                    moved[GrantState.BELOW_RUNG].append(row["id"])
                     report.below_rung += 1
                     continue
-                code: str | None = None
-                if row["reward_kind"] == RewardKind.COUPON:
-                    if row["code_id"] is not None:
-                        code = await db.code_of(conn, row["code_id"])
-                    else:
-                        assigned = await db.assign_code(
-                            conn, milestone.pool_id or 0, row["id"], now
-                        )
-                        if assigned is None:
-                            await self._out_of_stock(
-                                conn, program, milestone, row, now, outbox_rows
-                            )
-                            report.waiting_stock += 1
-                            continue
-                        await db.set_grants(conn, [row["id"]], {"code_id": assigned[0]})
-                        code = assigned[1]
-                        await self._check_stock(conn, program, milestone, now, outbox_rows)
-                if row["reward_kind"] == RewardKind.CHAT and row["access_url"] is None:
+                if row["reward_kind"] == RewardKind.COUPON and row["code_id"] is None:
+                    wants_code[milestone.pool_id or 0].append(row)
+                elif row["reward_kind"] == RewardKind.CHAT and row["access_url"] is None:
                     mint.append(row)  # minted on the platform first, outside this transaction
-                    continue
-                if row["reward_kind"] == RewardKind.ROLE:
+                elif row["reward_kind"] == RewardKind.ROLE:
                     # Given on the platform first, outside this transaction (the grant stays
                     # leased meanwhile); its message follows once the role is on.
                     roles.append((row, milestone.role_id))
-                    continue
+                else:
+                    ready.append((row, None))
+            known = [row["code_id"] for row, _ in ready if row["code_id"] is not None]
+            codes = await db.codes_by_ids(conn, known)
+            ready = [(row, codes.get(row["code_id"])) for row, _ in ready]
+            assigned: dict[int, int] = {}
+            for pool_id, waiting in wants_code.items():
+                given = await db.assign_codes(conn, pool_id, [r["id"] for r in waiting], now)
+                for row in waiting:
+                    if row["id"] in given:
+                        code_id, given_code = given[row["id"]]
+                        assigned[row["id"]] = code_id
+                        ready.append((row, given_code))
+                    else:
+                        await self._out_of_stock(conn, row, now, outbox_rows, context)
+                        moved[GrantState.WAITING_STOCK].append(row["id"])
+                        report.waiting_stock += 1
+                first = context["milestones"][waiting[0]["milestone_id"]]
+                await self._check_stock(
+                    conn, context["programs"][first.program_id], first, now, outbox_rows
+                )
+            for state, ids in moved.items():
+                await db.set_grants(
+                    conn,
+                    ids,
+                    {"state": state, "next_attempt_at": None, "updated_at": now},
+                    expect=[GrantState.UNLOCKED],
+                )
+            delivering: list[tuple[int, str, int | None]] = []
+            for row, code in sorted(ready, key=lambda pair: pair[0]["id"]):
+                program = context["programs"][row["program_id"]]
+                milestone = context["milestones"][row["milestone_id"]]
                 outbox_rows.append(
                     self._reward_message(program, milestone, row, code, context, now)
                 )
-                await db.set_grants(
-                    conn,
-                    [row["id"]],
-                    {
-                        "state": GrantState.DELIVERING,
-                        "delivery_key": outbox_rows[-1]["idempotency_key"],
-                        "next_attempt_at": None,
-                        "updated_at": now,
-                    },
-                    expect=[GrantState.UNLOCKED],
-                )
+                key = outbox_rows[-1]["idempotency_key"]
+                delivering.append((row["id"], key, assigned.get(row["id"])))
                 report.queued += 1
+            await db.mark_delivering(conn, delivering, now)
             await db_outbox.enqueue(conn, outbox_rows)
         for row in mint:
             await self._mint_access(row, report)
@@ -930,30 +920,22 @@ class RewardService:
         program_ids = sorted({row["program_id"] for row in rows})
         program_rows = await db_programs.programs_by_ids(conn, program_ids)
         programs = {pid: program_from_row(r) for pid, r in program_rows.items()}
-        milestones: dict[int, Milestone] = {}
         ids = {row["milestone_id"] for row in rows if row["milestone_id"] is not None}
-        for mid in ids:
-            found = await db.milestone_by_id(conn, mid)
-            if found is not None:
-                milestones[mid] = milestone_from_row(found)
+        milestones = {
+            mid: milestone_from_row(found)
+            for mid, found in (await db.milestones_by_ids(conn, ids)).items()
+        }
         keys = sorted({(row["program_id"], row["reader_id"]) for row in rows if row["reader_id"]})
         stored = await db.progress_by_keys(conn, keys)
-        links: dict[tuple[int, int], str] = {}
-        for pid, reader in keys:
-            live = await db_links.live_links_of(conn, pid, reader)
-            if live:
-                links[(pid, reader)] = live[0]["url"]  # the default link first
+        live_rules = await db.milestones_of(conn, program_ids, live_only=True)
         return {
             "programs": programs,
             "milestones": milestones,
             "progress": {key: row["rewardable"] for key, row in stored.items()},
             "highest": {key: row["highest"] for key, row in stored.items()},
-            "links": links,
+            "links": await db.reader_links(conn, keys),  # offered again with the reward
             "rules": {
-                pid: [
-                    milestone_from_row(r)
-                    for r in await db.milestones_of(conn, [pid], live_only=True)
-                ]
+                pid: [milestone_from_row(r) for r in live_rules if r["program_id"] == pid]
                 for pid in program_ids
             },
         }
@@ -1035,18 +1017,13 @@ class RewardService:
     async def _out_of_stock(
         self,
         conn: Any,
-        program: Program,
-        milestone: Milestone,
         row: Mapping[str, Any],
         now: datetime,
         outbox_rows: list[dict[str, Any]],
+        context: Mapping[str, Any],
     ) -> None:
-        await db.set_grants(
-            conn,
-            [row["id"]],
-            {"state": GrantState.WAITING_STOCK, "next_attempt_at": None, "updated_at": now},
-            expect=[GrantState.UNLOCKED],
-        )
+        """The reader is told once that their code comes when new codes arrive."""
+        program = context["programs"][row["program_id"]]
         outbox_rows.append(
             message(
                 program.platform,
@@ -1060,7 +1037,6 @@ class RewardService:
                 key=f"{KEY_PREFIX}{row['id']}:stock",
             )
         )
-        await self._check_stock(conn, program, milestone, now, outbox_rows)
 
     async def _check_stock(
         self,

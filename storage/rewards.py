@@ -9,13 +9,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.schema import (
     flows,
     grants,
+    links,
     milestones,
     people,
     programs,
@@ -24,7 +25,7 @@ from storage.schema import (
     reward_progress,
     reward_referrals,
 )
-from storage.sql import chunks, dialect_insert, execute_many, rows_by_pairs
+from storage.sql import chunks, dialect_insert, execute_many, pair_filters, rows_by_pairs
 
 # --- milestones ---------------------------------------------------------------------------
 
@@ -133,36 +134,88 @@ async def pool_stock(conn: AsyncConnection, pool_ids: Iterable[int]) -> dict[int
     return stock
 
 
-async def assign_code(
-    conn: AsyncConnection, pool_id: int, grant_id: int, now: datetime
-) -> tuple[int, str] | None:
-    """Give the oldest free code of the pool to the grant; None when the pool is empty.
+async def assign_codes(
+    conn: AsyncConnection, pool_id: int, grant_ids: Sequence[int], now: datetime
+) -> dict[int, tuple[int, str]]:
+    """Give the oldest free codes of the pool to these grants, one each, in grant order;
+    grants left out when the pool runs dry. The codes are read ``FOR UPDATE SKIP LOCKED``
+    on PostgreSQL (another worker's are skipped, ours stay ours until commit) and written
+    with ``grant_id IS NULL`` in the condition; a count that does not add up raises, so the
+    transaction rolls back whole rather than give a code twice."""
+    if not grant_ids:
+        return {}
+    pick = (
+        select(reward_codes.c.id, reward_codes.c.code)
+        .where(reward_codes.c.pool_id == pool_id, reward_codes.c.grant_id.is_(None))
+        .order_by(reward_codes.c.id)
+        .limit(len(grant_ids))
+    )
+    if conn.dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    free = list((await conn.execute(pick)).all())
+    pairs = list(zip(grant_ids, free, strict=False))
+    if not pairs:
+        return {}
+    stmt = (
+        update(reward_codes)
+        .where(reward_codes.c.id == bindparam("b_code"), reward_codes.c.grant_id.is_(None))
+        .values(grant_id=bindparam("b_grant"), assigned_at=now)
+    )
+    result = await conn.execute(
+        stmt, [{"b_code": code_id, "b_grant": grant_id} for grant_id, (code_id, _) in pairs]
+    )
+    if result.rowcount not in (-1, len(pairs)):
+        raise RuntimeError("a coupon code was taken meanwhile; this batch is retried")
+    return {grant_id: (int(code_id), str(code)) for grant_id, (code_id, code) in pairs}
 
-    The code row is taken with ``grant_id IS NULL`` in the UPDATE's own condition, so on
-    PostgreSQL a code another worker took meanwhile is not taken again (the row is re-read
-    after the other commit); ``uq_reward_codes_grant`` keeps one code per grant."""
-    for _ in range(5):
-        pick = (
-            select(reward_codes.c.id)
-            .where(reward_codes.c.pool_id == pool_id, reward_codes.c.grant_id.is_(None))
-            .order_by(reward_codes.c.id)
-            .limit(1)
+
+async def mark_delivering(
+    conn: AsyncConnection, items: Sequence[tuple[int, str, int | None]], now: datetime
+) -> None:
+    """Grants whose message was queued in this transaction: (grant, its outbox row's key,
+    its code or None), one statement for all."""
+    if not items:
+        return
+    stmt = (
+        update(grants)
+        .where(grants.c.id == bindparam("b_id"), grants.c.state == "unlocked")
+        .values(
+            state="delivering",
+            delivery_key=bindparam("b_key"),
+            code_id=func.coalesce(
+                bindparam("b_code", type_=grants.c.code_id.type), grants.c.code_id
+            ),
+            next_attempt_at=None,
+            updated_at=now,
         )
-        if conn.dialect.name == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
-        code_id = (await conn.execute(pick)).scalar()
-        if code_id is None:
-            return None
-        result = await conn.execute(
-            update(reward_codes)
-            .where(reward_codes.c.id == code_id, reward_codes.c.grant_id.is_(None))
-            .values(grant_id=grant_id, assigned_at=now)
-            .returning(reward_codes.c.code)
+    )
+    await conn.execute(
+        stmt, [{"b_id": gid, "b_key": key, "b_code": code} for gid, key, code in items]
+    )
+
+
+async def reader_links(
+    conn: AsyncConnection, keys: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], str]:
+    """Each reader's main live link (the unlabelled one, else their first label)."""
+    found: dict[tuple[int, int], tuple[str, str]] = {}
+    for condition in pair_filters(links.c.program_id, links.c.referrer_id, keys):
+        query = select(links.c.program_id, links.c.referrer_id, links.c.label, links.c.url).where(
+            condition, links.c.revoked_at.is_(None)
         )
-        code = result.scalar()
-        if code is not None:
-            return int(code_id), str(code)
-    return None
+        for pid, rid, label, url in (await conn.execute(query)).all():
+            best = found.get((pid, rid))
+            if best is None or label < best[0]:
+                found[(pid, rid)] = (label, url)
+    return {key: url for key, (_, url) in found.items()}
+
+
+async def milestones_by_ids(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, RowMapping]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    query = select(milestones).where(milestones.c.id.in_(wanted))
+    return {row["id"]: row for row in (await conn.execute(query)).mappings()}
 
 
 async def code_of(conn: AsyncConnection, code_id: int) -> str | None:

@@ -190,13 +190,13 @@ async def test_a_crash_inside_the_delivery_transaction_leaves_the_code_free(
     await rig.refer(1)
     await rig.rewards.evaluate()
     [before] = await rig.grants()
-    real_assign = db_rewards.assign_code
+    real_assign = db_rewards.assign_codes
 
     async def assign_then_crash(*args: Any, **kwargs: Any) -> Any:
         await real_assign(*args, **kwargs)
         raise ConnectionResetError("the database went away after the code was taken")
 
-    monkeypatch.setattr(db_rewards, "assign_code", assign_then_crash)
+    monkeypatch.setattr(db_rewards, "assign_codes", assign_then_crash)
     with pytest.raises(ConnectionResetError):
         await rig.rewards.deliver()
     monkeypatch.undo()
