@@ -812,8 +812,13 @@ def _with_evil(context: dict[str, Any]) -> dict[str, Any]:
         if key in changed:
             changed[key] = [EVIL if value else value for value in changed[key]]
     if "items" in changed:
+        # a receipt's names; a reward's or milestone's title (the manager's words)
         changed["items"] = [
-            {**item, "name": EVIL if item["name"] else ""} for item in changed["items"]
+            {
+                **item,
+                **{key: EVIL if item[key] else "" for key in ("name", "title") if key in item},
+            }
+            for item in changed["items"]
         ]
     return changed
 
@@ -931,7 +936,7 @@ def test_samples_reach_every_compared_value(name: str) -> None:
     def values(var: str, context: dict[str, Any]) -> list[Any]:
         if var.startswith("item."):
             return [item[var.removeprefix("item.")] for item in context.get("items", [])]
-        if var == "right":
+        if var in ("right", "item"):  # a loop over what is missing
             return list(context.get("missing", []))
         value = context.get(var)
         return list(value) if isinstance(value, list) else [value]
