@@ -32,6 +32,11 @@ TABLES = {
     "reward_progress",
     "reward_referrals",
     "flows",
+    "board_settings",
+    "board_readers",
+    "board_counts",
+    "board_histogram",
+    "seasons",
 }
 
 
