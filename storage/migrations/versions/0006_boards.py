@@ -63,9 +63,7 @@ def upgrade() -> None:
         sa.Column("reached_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("excluded", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         _program_fk("board_counts"),
-        sa.PrimaryKeyConstraint(
-            "program_id", "period", "reader_id", name=op.f("pk_board_counts")
-        ),
+        sa.PrimaryKeyConstraint("program_id", "period", "reader_id", name=op.f("pk_board_counts")),
     )
     with op.batch_alter_table("board_counts", schema=None) as batch_op:
         batch_op.create_index(
@@ -79,9 +77,7 @@ def upgrade() -> None:
         sa.Column("count", sa.Integer(), nullable=False),
         sa.Column("readers", sa.Integer(), nullable=False),
         _program_fk("board_histogram"),
-        sa.PrimaryKeyConstraint(
-            "program_id", "period", "count", name=op.f("pk_board_histogram")
-        ),
+        sa.PrimaryKeyConstraint("program_id", "period", "count", name=op.f("pk_board_histogram")),
     )
     op.create_table(
         "seasons",
