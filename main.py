@@ -35,6 +35,7 @@ from delivery.adapter import BotAdapter, ChatPort, Job, JobReport
 from delivery.inbox import Inbox
 from delivery.outbox import Outbox
 from delivery.ratelimit import Limits, RateLimiter
+from leaderboard.service import BoardService
 from referrals.clock import Clock, SystemClock
 from referrals.people import People
 from referrals.service import ReferralService
@@ -204,6 +205,7 @@ class Application:
         self.rewards = RewardService(self.referrals.engine)
         # A reward's grant records its message's outcome in the outbox's own transaction.
         self.outbox.on_settled(self.rewards.settled)
+        self.boards = BoardService(self.referrals.engine, self.rewards)
         self.inbox = Inbox(self.db, self.clock)
         self.renderer = Renderer()
         self.bots: list[BotAdapter] = []
@@ -231,6 +233,8 @@ class Application:
             Job("confirm_due", self._confirm_due, every=timedelta(minutes=1)),
             # after the confirmations: the milestones their change records reached
             Job("rewards", self._rewards, every=timedelta(minutes=1)),
+            # the boards follow the same change records; then due posts and season ends
+            Job("boards", self._boards, every=timedelta(minutes=1)),
             Job("settle_join_requests", self._settle_join_requests, every=timedelta(minutes=1)),
             *(job for bot in self.bots for job in bot.jobs()),
             # hourly, so a day missed while the process was down is caught up soon; the
@@ -252,6 +256,17 @@ class Application:
             "grants": evaluated.grants,
             "rewards_queued": delivered.queued,
             "rewards_waiting_stock": delivered.waiting_stock,
+        }
+
+    async def _boards(self) -> JobReport:
+        consumed = await self.boards.consume()
+        posted = await self.boards.post_due()
+        return {
+            "board_changes": consumed.changes,
+            "boards_posted": posted.posted,
+            "board_slots_skipped": posted.skipped,
+            "seasons_closed": posted.seasons_closed,
+            "prizes_granted": posted.prizes,
         }
 
     async def _settle_join_requests(self) -> JobReport:

@@ -89,6 +89,16 @@ def season_from_row(row: Mapping[Any, Any]) -> Season:
     )
 
 
+def standing_of(me: Mapping[str, Any]) -> Standing:
+    """A reader's standing from :func:`storage.boards.board_page`'s figures."""
+    count = me["count"]
+    if me["excluded"]:
+        return Standing(count, None, None, excluded=True)
+    rank = 1 + me["above"] if count > 0 else None
+    to_next = me["next"] - count if me["next"] is not None else None
+    return Standing(count, rank, to_next)
+
+
 def public_name(display_name: str | None, public: bool) -> str:
     """What a board shows of a reader: their cleaned, shortened name when the program shows
     names, else "" (templates then say "Reader #number")."""
@@ -345,22 +355,26 @@ class BoardService:
         key, season = await self.board_key(program, period, season_id)
         public = (await self.settings(program_id)).public_names
         async with self._db.read() as conn:
-            total, _ = await db.above(conn, program_id, key, 0)
-            pages = max(1, -(-total // per_page))
-            page = min(max(1, page), pages)
+            page = max(1, page)
             offset = (page - 1) * per_page
-            rows = await db.top(conn, program_id, key, per_page, offset)
+            rows, me = await db.board_page(conn, program_id, key, reader_id, per_page, offset)
+            total = me["total"]
+            pages = max(1, -(-total // per_page))
+            if page > pages:  # an old button after the board shrank: the last page
+                page, offset = pages, (pages - 1) * per_page
+                rows, me = await db.board_page(conn, program_id, key, reader_id, per_page, offset)
             names = await db.names_of(conn, program_id, [r["reader_id"] for r in rows])
             entries: list[BoardEntry] = []
             rank = 0
             previous: int | None = None
             for i, row in enumerate(rows):
-                if row["count"] != previous:
+                count = row["entry_count"]
+                if count != previous:
                     if i == 0 and offset:
-                        rank = 1 + (await db.above(conn, program_id, key, row["count"]))[0]
+                        rank = 1 + (await db.above(conn, program_id, key, count))[0]
                     else:
                         rank = offset + i + 1
-                    previous = row["count"]
+                    previous = count
                 name, number = names.get(row["reader_id"], ("", 0))
                 entries.append(
                     BoardEntry(
@@ -368,10 +382,12 @@ class BoardService:
                         reader_id=row["reader_id"],
                         name=public_name(name, public),
                         number=number,
-                        count=row["count"],
+                        count=count,
                     )
                 )
-            you = await self._standing(conn, program_id, key, reader_id) if reader_id else None
+        you = None
+        if reader_id is not None:
+            you = standing_of(me)
         starts_at, ends_at = period_bounds(period, key, program.timezone)
         if season is not None:
             starts_at, ends_at = season.starts_at, season.ends_at
@@ -401,15 +417,8 @@ class BoardService:
 
     @staticmethod
     async def _standing(conn: Any, program_id: int, key: str, reader_id: int) -> Standing:
-        """A reader's count, shared rank and the referrals to the next place: their row,
-        then one histogram range."""
-        row = await db.count_of(conn, program_id, key, reader_id)
-        count = row["count"] if row is not None else 0
-        if row is not None and row["excluded"]:
-            return Standing(count, None, None, excluded=True)
-        more, next_count = await db.above(conn, program_id, key, count)
-        rank = 1 + more if count > 0 else None
-        return Standing(count, rank, next_count - count if next_count is not None else None)
+        _, me = await db.board_page(conn, program_id, key, reader_id, 0)
+        return standing_of(me)
 
     # --- settings and exclusions --------------------------------------------------------------
 

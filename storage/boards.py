@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, bindparam, delete, func, select, true, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -424,3 +424,91 @@ async def counted_joins_between(
         .group_by(referrals.c.referrer_id)
     )
     return {row[0]: (int(row[1]), row[2] or end) for row in result.all()}
+
+
+async def board_page(
+    conn: AsyncConnection,
+    program_id: int,
+    period: str,
+    reader_id: int | None,
+    limit: int,
+    offset: int = 0,
+) -> tuple[list[RowMapping], dict[str, Any]]:
+    """A page of the board and, in the same statement, the board's size and where
+    ``reader_id`` stands (their count, whether excluded, readers above them, the next count
+    up): one round trip, every part an index range. The statement is built once (building
+    it costs more than running it)."""
+    result = await conn.execute(
+        _board_page_stmt(),
+        {
+            "program_id": program_id,
+            "period": period,
+            "reader_id": reader_id if reader_id is not None else -1,
+            "limit": limit,
+            "offset": offset,
+        },
+    )
+    rows = list(result.mappings())
+    first = rows[0]
+    mine_values = {
+        "count": int(first["count"]),
+        "excluded": bool(first["excluded"]),
+        "above": int(first["above"]),
+        "next": int(first["next"]) if first["next"] is not None else None,
+        "total": int(first["total"]),
+    }
+    entries = [r for r in rows if r["reader_id"] is not None]
+    return entries, mine_values
+
+
+@functools.cache
+def _board_page_stmt() -> Any:
+    program_id: Any = bindparam("program_id")
+    period: Any = bindparam("period")
+    reader_id: Any = bindparam("reader_id")
+    board = board_counts.c
+    hist = board_histogram.c
+    own = (board.program_id == program_id, board.period == period, board.reader_id == reader_id)
+    mine = func.coalesce(select(board["count"]).where(*own).scalar_subquery(), 0)
+    excluded = select(board.excluded).where(*own).scalar_subquery()
+
+    def over(floor: Any, what: Any) -> Any:
+        return (
+            select(what)
+            .where(hist.program_id == program_id, hist.period == period, hist["count"] > floor)
+            .scalar_subquery()
+        )
+
+    page = (
+        select(board.reader_id, board["count"], board.tiebreak)
+        .where(
+            board.program_id == program_id,
+            board.period == period,
+            board["count"] > 0,
+            board.excluded.is_(False),
+        )
+        .order_by(board["count"].desc(), board.tiebreak.desc())
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+        .subquery("page")
+    )
+    me = select(
+        mine.label("count"),
+        func.coalesce(excluded, False).label("excluded"),
+        func.coalesce(over(mine, func.sum(hist.readers)), 0).label("above"),
+        over(mine, func.min(hist["count"])).label("next"),
+        func.coalesce(over(0, func.sum(hist.readers)), 0).label("total"),
+    ).subquery("me")
+    return (
+        select(
+            me.c["count"],
+            me.c.excluded,
+            me.c.above,
+            me.c.next,
+            me.c.total,
+            page.c.reader_id,
+            page.c["count"].label("entry_count"),
+        )
+        .select_from(me.outerjoin(page, true()))
+        .order_by(page.c["count"].desc(), page.c.tiebreak.desc())
+    )
