@@ -228,6 +228,7 @@ class Application:
                 poll_timeout=poll_timeout,
                 retry_delays=retry_delays,
             )
+            self.telegram.dispatcher["boards"] = self.boards
             self.bots.append(self.telegram)
         self.jobs: list[Job] = [
             Job("confirm_due", self._confirm_due, every=timedelta(minutes=1)),

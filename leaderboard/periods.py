@@ -68,8 +68,39 @@ class BadSchedule(ValueError):
     """Not five cron fields, or more often than once an hour."""
 
 
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _weekdays(field: str) -> str:
+    """A standard cron weekday field (0 or 7 Sunday, 1 Monday …) as APScheduler's names:
+    its ``from_crontab`` reads 0 as Monday."""
+    if field == "*" or not any(ch.isdigit() for ch in field):
+        return field
+    days: set[int] = set()
+    for part in field.split(","):
+        span, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if span == "*":
+            low, high = 0, 6
+        elif "-" in span:
+            first, _, last = span.partition("-")
+            low, high = int(first), int(last)
+        else:
+            low = high = int(span)
+        if not (0 <= low <= 7 and 0 <= high <= 7 and low <= high and step >= 1):
+            raise BadSchedule(f"bad weekday {part!r}")
+        days.update(day % 7 for day in range(low, high + 1, step))
+    return ",".join(_DAYS[day] for day in sorted(days))
+
+
+def _trigger_text(cron: str) -> str:
+    fields = cron.split()
+    return " ".join([*fields[:4], _weekdays(fields[4])])
+
+
 def check_cron(cron: str) -> str:
-    """Five cron fields (minute hour day month weekday); the minute must be one number, so
+    """Five cron fields (minute hour day month weekday, 0 or 7 Sunday as in crontab); the
+    minute must be one number, so
     a board is posted at most once an hour. Returns the normalised text."""
     from apscheduler.triggers.cron import CronTrigger
 
@@ -79,7 +110,7 @@ def check_cron(cron: str) -> str:
     if not fields[0].isdigit() or not 0 <= int(fields[0]) <= 59:
         raise BadSchedule("the minute must be one number from 0 to 59")
     try:
-        CronTrigger.from_crontab(" ".join(fields), timezone=UTC)
+        CronTrigger.from_crontab(_trigger_text(" ".join(fields)), timezone=UTC)
     except ValueError as exc:
         raise BadSchedule(str(exc)) from exc
     return " ".join(fields)
@@ -89,7 +120,7 @@ def _wall_slots(cron: str, after: datetime) -> Iterator[datetime]:
     """Naive wall-clock fire times strictly after the naive ``after``."""
     from apscheduler.triggers.cron import CronTrigger
 
-    trigger = CronTrigger.from_crontab(cron, timezone=UTC)
+    trigger = CronTrigger.from_crontab(_trigger_text(cron), timezone=UTC)
     previous = None
     now = after.replace(tzinfo=UTC) + timedelta(microseconds=1)
     while True:

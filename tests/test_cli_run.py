@@ -234,6 +234,7 @@ async def test_every_job_is_registered_by_name_with_one_utc_scheduler(tmp_path: 
         assert list(jobs) == [
             "confirm_due",
             "rewards",
+            "boards",
             "settle_join_requests",
             "telegram_inbox",
             "outbox_purge",

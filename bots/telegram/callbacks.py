@@ -50,3 +50,11 @@ class Review(CallbackData, prefix="rv"):
 class DeleteProgram(CallbackData, prefix="dp"):
     program_id: int
     confirm: bool
+
+
+class BoardPage(CallbackData, prefix="lb"):
+    """A leaderboard page: ``period`` is all, week, month or season."""
+
+    program_id: int
+    period: str
+    page: int = 1
