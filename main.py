@@ -463,6 +463,21 @@ async def _program_delete(settings: Settings, program_id: int, yes: bool) -> int
     return 0
 
 
+async def _export(settings: Settings, program_id: int, out: str) -> int:
+    from leaderboard.export import write_export
+
+    db = Database.from_url(settings.database_url)
+    try:
+        if await ReferralService(db, SystemClock()).find_program_by_id(program_id) is None:
+            print(f"inviteloop: no program {program_id} (see `inviteloop program list`)")
+            return 1
+        for path in await write_export(db, program_id, Path(out)):
+            print(path)
+    finally:
+        await db.dispose()
+    return 0
+
+
 def tune_garbage_collector() -> None:
     """Settings for a long-running bot process, applied once start-up is done.
 
@@ -550,6 +565,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     delete.add_argument("program_id", type=int, metavar="ID", help="from `program list`")
     delete.add_argument("--yes", action="store_true", help="delete without asking again")
+    export = commands.add_parser(
+        "export", help="write a program's CSV files (readers, referrals, grants)"
+    )
+    export.add_argument("--program", type=int, required=True, metavar="ID")
+    export.add_argument("--out", required=True, metavar="DIR")
     return parser
 
 
@@ -583,6 +603,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.program_command == "delete":
             return asyncio.run(_program_delete(settings, args.program_id, args.yes))
         parser.parse_args(["program", "--help"])
+    if args.command == "export":
+        asyncio.run(_db_upgrade(settings, quiet=True))
+        return asyncio.run(_export(settings, args.program, args.out))
     if args.command == "db":
         if args.db_command == "upgrade":
             return asyncio.run(_db_upgrade(settings))

@@ -512,3 +512,103 @@ def _board_page_stmt() -> Any:
         .select_from(me.outerjoin(page, true()))
         .order_by(page.c["count"].desc(), page.c.tiebreak.desc())
     )
+
+
+# --- exports --------------------------------------------------------------------------------
+
+
+async def export_readers(conn: AsyncConnection, program_id: int) -> list[RowMapping]:
+    """Every reader with counts: a manager's export (not a hot path)."""
+    from storage.schema import referrer_counts
+
+    result = await conn.execute(
+        select(
+            referrer_counts.c.referrer_id,
+            members.c.display_name,
+            members.c.username,
+            referrer_counts.c.pending,
+            referrer_counts.c.held,
+            referrer_counts.c.confirmed,
+            referrer_counts.c.rejected,
+            referrer_counts.c.left,
+            referrer_counts.c.counted,
+        )
+        .select_from(
+            referrer_counts.outerjoin(
+                members,
+                and_(
+                    members.c.program_id == referrer_counts.c.program_id,
+                    members.c.user_id == referrer_counts.c.referrer_id,
+                ),
+            )
+        )
+        .where(referrer_counts.c.program_id == program_id)
+        .order_by(referrer_counts.c.counted.desc(), referrer_counts.c.referrer_id)
+    )
+    return list(result.mappings())
+
+
+async def export_label_counts(conn: AsyncConnection, program_id: int) -> list[RowMapping]:
+    """Referrals per (reader, link label, state)."""
+    from storage.schema import links
+
+    label = func.coalesce(links.c.label, "")
+    result = await conn.execute(
+        select(
+            referrals.c.referrer_id,
+            label.label("label"),
+            referrals.c.state,
+            func.count().label("n"),
+        )
+        .select_from(referrals.outerjoin(links, links.c.id == referrals.c.link_id))
+        .where(referrals.c.program_id == program_id, referrals.c.referrer_id.is_not(None))
+        .group_by(referrals.c.referrer_id, label, referrals.c.state)
+        .order_by(referrals.c.referrer_id, label, referrals.c.state)
+    )
+    return list(result.mappings())
+
+
+async def export_referrals(conn: AsyncConnection, program_id: int) -> list[RowMapping]:
+    from storage.schema import links
+
+    result = await conn.execute(
+        select(
+            referrals.c.referred_id,
+            referrals.c.referrer_id,
+            func.coalesce(links.c.label, "").label("label"),
+            referrals.c.state,
+            referrals.c.reason,
+            referrals.c.joined_at,
+            referrals.c.hold_until,
+            referrals.c.confirmed_at,
+            referrals.c.decided_at,
+            referrals.c.left_at,
+        )
+        .select_from(referrals.outerjoin(links, links.c.id == referrals.c.link_id))
+        .where(referrals.c.program_id == program_id)
+        .order_by(referrals.c.joined_at, referrals.c.referred_id)
+    )
+    return list(result.mappings())
+
+
+async def export_grants(conn: AsyncConnection, program_id: int) -> list[RowMapping]:
+    from storage.schema import grants
+
+    result = await conn.execute(
+        select(
+            grants.c.id,
+            grants.c.reader_id,
+            grants.c.source,
+            grants.c.source_id,
+            grants.c.occurrence,
+            grants.c.title,
+            grants.c.reward_kind,
+            grants.c.state,
+            grants.c.cost_cents,
+            grants.c.unlocked_at,
+            grants.c.delivered_at,
+        )
+        .where(grants.c.program_id == program_id)
+        .order_by(grants.c.id)
+    )
+    return list(result.mappings())

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
+from sqlalchemy import update
+
+from leaderboard.export import write_export
 from leaderboard.periods import Period
 from referrals.clock import FakeClock
 from storage.database import Database
+from storage.schema import members
 from tests.helpers.ports import FakePlatform
 from tests.leaderboard.conftest import MANAGER, BoardRig, make_rig
 
@@ -125,3 +130,18 @@ async def test_pages_keep_shared_ranks(rig: BoardRig) -> None:
     assert [(e.rank, e.count) for e in second.entries] == [(11, 1), (11, 1)]
     first = await rig.boards.board(rig.program.id, Period.ALL)
     assert [e.rank for e in first.entries[:3]] == [1, 1, 3]
+
+
+async def test_export_neutralises_formulas_and_counts_by_label(
+    rig: BoardRig, tmp_path: Path
+) -> None:
+    await rig.refer(1, 2)
+    async with rig.db.write() as conn:
+        await conn.execute(update(members).values(display_name="=HYPERLINK(1)"))
+    paths = await write_export(rig.db, rig.program.id, tmp_path)
+    assert sorted(p.name for p in paths) == ["grants.csv", "readers.csv", "referrals.csv"]
+    readers = (tmp_path / "readers.csv").read_text().splitlines()
+    assert readers[0].endswith("counted,confirmed_via_default")
+    assert readers[1].startswith("1,'=HYPERLINK(1)")
+    assert readers[1].endswith(",2,2")
+    assert len((tmp_path / "referrals.csv").read_text().splitlines()) == 3
