@@ -254,6 +254,8 @@ async def test_without_a_token_there_is_no_bot_and_nothing_to_run(tmp_path: Path
         assert app.bots == [] and app.telegram is None
         assert [job.name for job in app.jobs] == [
             "confirm_due",
+            "rewards",
+            "boards",
             "settle_join_requests",
             "outbox_purge",
         ]

@@ -162,4 +162,5 @@ def test_views_import_no_platform_library() -> None:
         "datetime",
         "typing",
         "referrals",
+        "leaderboard",
     }
