@@ -35,6 +35,7 @@ from delivery.adapter import BotAdapter, ChatPort, Job, JobReport
 from delivery.inbox import Inbox
 from delivery.outbox import Outbox
 from delivery.ratelimit import Limits, RateLimiter
+from leaderboard.service import BoardService
 from referrals.clock import Clock, SystemClock
 from referrals.people import People
 from referrals.service import ReferralService
@@ -225,6 +226,7 @@ class Application:
         self.rewards = RewardService(self.referrals.engine)
         # A reward's grant records its message's outcome in the outbox's own transaction.
         self.outbox.on_settled(self.rewards.settled)
+        self.boards = BoardService(self.referrals.engine, self.rewards)
         self.inbox = Inbox(self.db, self.clock)
         self.renderer = Renderer()
         self.bots: list[BotAdapter] = []
@@ -247,6 +249,7 @@ class Application:
                 poll_timeout=poll_timeout,
                 retry_delays=retry_delays,
             )
+            self.telegram.dispatcher["boards"] = self.boards
             self.bots.append(self.telegram)
         self.discord: DiscordBot | None = None
         if settings.discord_token is not None:
@@ -258,6 +261,8 @@ class Application:
             Job("confirm_due", self._confirm_due, every=timedelta(minutes=1)),
             # after the confirmations: the milestones their change records reached
             Job("rewards", self._rewards, every=timedelta(minutes=1)),
+            # the boards follow the same change records; then due posts and season ends
+            Job("boards", self._boards, every=timedelta(minutes=1)),
             Job("settle_join_requests", self._settle_join_requests, every=timedelta(minutes=1)),
             *(job for bot in self.bots for job in bot.jobs()),
             # hourly, so a day missed while the process was down is caught up soon; the
@@ -294,6 +299,17 @@ class Application:
             "grants": evaluated.grants,
             "rewards_queued": delivered.queued,
             "rewards_waiting_stock": delivered.waiting_stock,
+        }
+
+    async def _boards(self) -> JobReport:
+        consumed = await self.boards.consume()
+        posted = await self.boards.post_due()
+        return {
+            "board_changes": consumed.changes,
+            "boards_posted": posted.posted,
+            "board_slots_skipped": posted.skipped,
+            "seasons_closed": posted.seasons_closed,
+            "prizes_granted": posted.prizes,
         }
 
     async def _settle_join_requests(self) -> JobReport:
@@ -512,6 +528,21 @@ async def _discord_sync(settings: Settings, guild_id: int | None) -> int:
     return 0
 
 
+async def _export(settings: Settings, program_id: int, out: str) -> int:
+    from leaderboard.export import write_export
+
+    db = Database.from_url(settings.database_url)
+    try:
+        if await ReferralService(db, SystemClock()).find_program_by_id(program_id) is None:
+            print(f"inviteloop: no program {program_id} (see `inviteloop program list`)")
+            return 1
+        for path in await write_export(db, program_id, Path(out)):
+            print(path)
+    finally:
+        await db.dispose()
+    return 0
+
+
 def tune_garbage_collector() -> None:
     """Settings for a long-running bot process, applied once start-up is done.
 
@@ -605,6 +636,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     delete.add_argument("program_id", type=int, metavar="ID", help="from `program list`")
     delete.add_argument("--yes", action="store_true", help="delete without asking again")
+    export = commands.add_parser(
+        "export", help="write a program's CSV files (readers, referrals, grants)"
+    )
+    export.add_argument("--program", type=int, required=True, metavar="ID")
+    export.add_argument("--out", required=True, metavar="DIR")
     return parser
 
 
@@ -642,6 +678,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.program_command == "delete":
             return asyncio.run(_program_delete(settings, args.program_id, args.yes))
         parser.parse_args(["program", "--help"])
+    if args.command == "export":
+        asyncio.run(_db_upgrade(settings, quiet=True))
+        return asyncio.run(_export(settings, args.program, args.out))
     if args.command == "db":
         if args.db_command == "upgrade":
             return asyncio.run(_db_upgrade(settings))

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from leaderboard.models import Board
 from referrals.models import (
     Counts,
     EngineError,
@@ -543,3 +544,17 @@ def milestone_list(
 def rewards_policy(program: Program, step: str) -> View:
     """Discord's policy note before rewards are turned on (``note``), or ``on``/``off``."""
     return {"program_title": program.title, "step": step}
+
+
+# --- leaderboards -----------------------------------------------------------------------------
+
+
+def board(value: Board, *, posted: bool = False) -> View:
+    """``/leaderboard`` and the scheduled post: a page of a board and the reader's place."""
+    from leaderboard.service import board_context
+
+    return {**board_context(value), "posted": posted}
+
+
+def board_sent_privately(name: str) -> View:
+    return {"name": name}

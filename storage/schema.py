@@ -551,12 +551,105 @@ flows = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# --- leaderboards (leaderboard/) ------------------------------------------------------------
+
+# Per program: how its boards show and when they are posted (the program's timezone).
+board_settings = Table(
+    "board_settings",
+    metadata,
+    Column("program_id", Id, ForeignKey("programs.id", ondelete="CASCADE"), primary_key=True),
+    Column("public_names", Boolean, nullable=False, server_default=text("true")),
+    Column("week_start", Integer, nullable=False, server_default="0"),  # 0 Monday … 6 Sunday
+    Column("schedule", String(64)),  # five cron fields, in the program's timezone
+    Column("schedule_period", String(8), nullable=False, server_default="week"),
+    Column("post_chat_id", BigInteger),  # None: the program's own chat
+    Column("set_by", BigInteger),  # the manager who saved the schedule (checked per post)
+    Column("last_slot_at", UTCDateTime),  # the latest slot handled (posted or skipped)
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Readers the boards know: a pseudonymous number per program ("Reader #12", the numbers a
+# draw publishes) and whether a manager excluded them from boards (their counts stay).
+board_readers = Table(
+    "board_readers",
+    metadata,
+    Column("program_id", Id, ForeignKey("programs.id", ondelete="CASCADE"), primary_key=True),
+    Column("reader_id", BigInteger, primary_key=True),
+    Column("number", Integer, nullable=False),
+    Column("excluded", Boolean, nullable=False, server_default=text("false")),
+    Column("excluded_by", BigInteger),
+    Column("excluded_at", UTCDateTime),
+    Index("uq_board_readers_number", "program_id", "number", unique=True),
+)
+
+# A reader's count on one board: ``period`` is "all", "w2026-01-05" (the week starting
+# that local day), "m2026-01" or "s<season id>". ``tiebreak`` is minus the id of the change
+# record that brought the count to its value: among equal counts the larger (the earlier)
+# ranks first, so one index serves ``ORDER BY count DESC, tiebreak DESC``.
+board_counts = Table(
+    "board_counts",
+    metadata,
+    Column("program_id", Id, ForeignKey("programs.id", ondelete="CASCADE"), primary_key=True),
+    Column("period", String(16), primary_key=True),
+    Column("reader_id", BigInteger, primary_key=True),
+    Column("count", Integer, nullable=False, server_default="0"),
+    Column("tiebreak", BigInteger, nullable=False, server_default="0"),
+    Column("reached_at", UTCDateTime, nullable=False),
+    Column("excluded", Boolean, nullable=False, server_default=text("false")),
+    Index("ix_board_counts_rank", "program_id", "period", "count", "tiebreak"),
+    Index("ix_board_counts_reader", "program_id", "reader_id"),
+)
+
+# How many (not excluded) readers of a board have each count above zero: a reader's rank is
+# 1 + the readers above their count, a sum over the few distinct counts.
+board_histogram = Table(
+    "board_histogram",
+    metadata,
+    Column("program_id", Id, ForeignKey("programs.id", ondelete="CASCADE"), primary_key=True),
+    Column("period", String(16), primary_key=True),
+    Column("count", Integer, primary_key=True),
+    Column("readers", Integer, nullable=False),
+)
+
+SEASON_MODES = ("top", "draw")
+
+# A named contest period. Its board is "s<id>"; its final standings are frozen into
+# ``results`` (JSON) once the hold after its end has passed. A draw commits to
+# ``seed_hash`` (SHA-256 of ``seed``) before the end and publishes ``seed`` with the draw.
+seasons = Table(
+    "seasons",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("program_id", Id, ForeignKey("programs.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime, nullable=False),
+    Column("mode", String(8), nullable=False, server_default="top"),
+    Column("winners", Integer, nullable=False, server_default="3"),
+    Column("min_referrals", Integer, nullable=False, server_default="1"),
+    Column("prize_id", Id),  # a rewards rule of role "prize"
+    Column("seed", String(64)),
+    Column("seed_hash", String(64)),
+    Column("results", Text),
+    Column("final_at", UTCDateTime),
+    Column("prizes_granted_at", UTCDateTime),
+    Column("created_by", BigInteger),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("mode IN ('top', 'draw')", name="season_mode"),
+    Index("ix_seasons_program", "program_id", "ends_at"),
+)
+
 __all__ = [
     "GRANT_STATES",
     "OUTBOX_STATES",
     "REFERRAL_STATES",
     "REWARD_KINDS",
+    "SEASON_MODES",
     "UTCDateTime",
+    "board_counts",
+    "board_histogram",
+    "board_readers",
+    "board_settings",
     "count_changes",
     "events",
     "flows",
@@ -578,6 +671,7 @@ __all__ = [
     "reward_pools",
     "reward_progress",
     "reward_referrals",
+    "seasons",
 ]
 
 

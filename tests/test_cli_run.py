@@ -234,6 +234,7 @@ async def test_every_job_is_registered_by_name_with_one_utc_scheduler(tmp_path: 
         assert list(jobs) == [
             "confirm_due",
             "rewards",
+            "boards",
             "settle_join_requests",
             "telegram_inbox",
             "outbox_purge",
@@ -254,6 +255,7 @@ async def test_without_a_token_there_is_no_bot_and_nothing_to_run(tmp_path: Path
         assert [job.name for job in app.jobs] == [
             "confirm_due",
             "rewards",
+            "boards",
             "settle_join_requests",
             "outbox_purge",
         ]

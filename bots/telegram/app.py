@@ -64,7 +64,7 @@ ALLOWED_UPDATES = [
 ]
 # The reader's command menu, in this order; each description is a macro of the locale's
 # ``commands.html.j2``.
-READER_COMMANDS = ("invite", "stats", "rewards", "lang", "forget", "help")
+READER_COMMANDS = ("invite", "stats", "rewards", "leaderboard", "lang", "forget", "help")
 
 
 def update_key(update: Update) -> tuple[int, int]:

@@ -83,3 +83,11 @@ class RewardAct(CallbackData, prefix="rw"):
 
     grant_id: int
     action: str
+
+
+class BoardPage(CallbackData, prefix="lb"):
+    """A leaderboard page: ``period`` is all, week, month or season."""
+
+    program_id: int
+    period: str
+    page: int = 1

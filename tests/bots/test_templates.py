@@ -54,6 +54,8 @@ ERROR_CODES = (
     "unknown_command",
     "private_only",
     "group_only",
+    "board_period",
+    "board_no_season",
     "program_not_found",  # engine codes without a text of their own: the generic one
     "program_exists",
     "error",
@@ -254,6 +256,112 @@ def _flow(step: str, **changes: Any) -> dict[str, Any]:
     return context
 
 
+def _board(period: str, **extra: Any) -> dict[str, Any]:
+    entries = [
+        {"rank": 1, "name": "Ana", "number": 3, "count": 9, "you": False},
+        {"rank": 2, "name": "", "number": 7, "count": 4, "you": True},
+        {"rank": 2, "name": "Bob", "number": 9, "count": 4, "you": False},
+    ]
+    season = _season("top") if period == "season" else None
+    base = {
+        "program_title": TITLE,
+        "timezone": "Asia/Jakarta",
+        "period": period,
+        "key": "all",
+        "starts_at": AT,
+        "ends_at": LATER,
+        "season": season,
+        "entries": entries,
+        "page": 1,
+        "pages": 1,
+        "total": 3,
+        "you": {"count": 4, "rank": 2, "to_next": 5, "excluded": False},
+        "frozen": False,
+        "posted": False,
+    }
+    return {**base, **extra}
+
+
+def _season(mode: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "season_id": 1,
+        "name": "Spring Cup",
+        "starts_at": AT,
+        "ends_at": LATER,
+        "mode": mode,
+        "winners": 2,
+        "min_referrals": 3,
+        "seed_hash": "ab" * 32 if mode == "draw" else None,
+        "final": False,
+        "timezone": "Asia/Jakarta",
+        **extra,
+    }
+
+
+BOARD_SAMPLES: dict[str, list[dict[str, Any]]] = {
+    "board": [
+        _board("all"),
+        _board("week", pages=3, page=2, total=25),
+        _board(
+            "month", entries=[], you={"count": 0, "rank": None, "to_next": 1, "excluded": False}
+        ),
+        _board("season", frozen=True, you=None, posted=True),
+        _board("all", you={"count": 9, "rank": 1, "to_next": None, "excluded": False}),
+        _board("all", you={"count": 9, "rank": None, "to_next": None, "excluded": True}),
+    ],
+    "board_sent_privately": [{"name": "Ana"}],
+    "season_started": [_season("top"), _season("draw")],
+    "season_final": [
+        _season(
+            "top",
+            results={
+                "mode": "top",
+                "winners": [
+                    {"place": 1, "name": "Ana", "number": 3, "count": 9, "ticket": None},
+                    {"place": 2, "name": "", "number": 7, "count": 4, "ticket": None},
+                ],
+                "seed": None,
+                "seed_hash": None,
+                "tickets": None,
+                "ranges": None,
+                "entrants": 2,
+            },
+        ),
+        _season(
+            "draw",
+            results={
+                "mode": "draw",
+                "winners": [{"place": 1, "name": "Ana", "number": 3, "count": 9, "ticket": 4}],
+                "seed": "cd" * 32,
+                "seed_hash": "ab" * 32,
+                "tickets": 13,
+                "ranges": "#3:0-8,#7:9-12",
+                "entrants": 2,
+            },
+        ),
+        _season(
+            "top",
+            results={
+                "mode": "top",
+                "winners": [],
+                "seed": None,
+                "seed_hash": None,
+                "tickets": None,
+                "ranges": None,
+                "entrants": 0,
+            },
+        ),
+    ],
+}
+BOARD_LABELS: dict[str, list[dict[str, Any]]] = {
+    name: [{}]
+    for name in (
+        *("period_week", "period_month", "period_all", "period_season"),
+        *("board_prev", "board_next"),
+    )
+}
+
+
 SAMPLES: dict[str, list[dict[str, Any]]] = {
     # Discord's own texts
     "discord_setup": [
@@ -337,6 +445,7 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
         {"program_title": "P", "why": "pruned", "label": ""},
         {"program_title": "P", "why": "deleted", "label": "x"},
     ],
+    **BOARD_SAMPLES,
     "choose_program": [{"purpose": "read"}, {"purpose": "manage"}],
     "error": [
         *(_error(code) for code in ERROR_CODES),
@@ -373,6 +482,7 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             _error("bad_coupon_file", problem=problem, message="x", high=3)
             for problem in ("too_long", "empty", "extension", "not_text")
         ),
+        _error("board_setting", message="five fields: minute hour day month weekday"),
     ],
     "forget": [{"step": "confirm"}, {"step": "done"}, {"step": "cancelled"}],
     "friend_card": [
@@ -718,6 +828,7 @@ LABEL_ARGS: dict[str, list[dict[str, Any]]] = {
     "approve_grant": [{"id": 7}],
     "reject_grant": [{"id": 7}],
     "fulfilled_grant": [{"id": 7}],
+    **BOARD_LABELS,
 }
 # Labels that are the same in every language (brand names, a title).
 # The one-friend review buttons are an emoji and a name in every language.

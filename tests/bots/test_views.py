@@ -163,4 +163,5 @@ def test_views_import_no_platform_library() -> None:
         "typing",
         "referrals",
         "rewards",
+        "leaderboard",
     }

@@ -34,6 +34,11 @@ TABLES = {
     "flows",
     "invite_uses",
     "invite_sync",
+    "board_settings",
+    "board_readers",
+    "board_counts",
+    "board_histogram",
+    "seasons",
 }
 
 
