@@ -295,6 +295,20 @@ class Story:
         self.say("  “Join mode: direct join-request links”")
         self.seen()
 
+        # a reward for sharing
+        self.step("Olga adds a milestone: 1 friend → a coffee coupon, from a file of codes")
+        w.send_text(olga, bot, "/milestone add 1 Coffee coupon")
+        await self.settle()
+        w.press_button(olga, self.last_to(olga, "What is the reward?"), text="🎟 A coupon code")
+        await self.settle()
+        w.send_document(olga, bot, "coupons.txt", b"KOPI-0001\nKOPI-0002\n\nKOPI-0003\n")
+        await self.settle()
+        self.quote(olga, self.last_to(olga, "Imported"), lines=2)
+        w.press_button(olga, self.last_to(olga, "Save"), text="✅ Save")
+        await self.settle()
+        self.quote(olga, self.last_to(olga, "Saved"), lines=1)
+        self.seen()
+
         # 2. readers get their links
         self.step("Readers Ana, Budi and Chen type /invite and get personal links")
         for reader in (ana, budi, chen):
@@ -422,10 +436,17 @@ class Story:
             f"tick: {report['confirmed']} referrals confirmed (the friends are still members), "
             f"{report['rejected']} rejected"
         )
+        rewarded = 0
         for reader in (ana, budi):
             for note in self.new_to(reader):
                 if "now count" in (note.text or ""):
                     self.quote(reader, note, lines=1)
+                if "You earned" in (note.text or ""):
+                    rewarded += 1
+                    self.say(f"{reader.first_name} reached the milestone; the rewards job sends:")
+                    self.quote(reader, note, lines=4)
+        if not rewarded:
+            raise DemoError("nobody got the coupon for reaching the milestone")
         self.seen()
         juna = w.add_user("Juna")
         w.open_link(juna, links[chen.id])
@@ -442,6 +463,16 @@ class Story:
         w.press_button(budi, self.last_to(budi, "Which program"), text="Daily Brief")
         await self.settle()
         self.quote(budi, self.last_to(budi, "Your referrals"), lines=8)
+        self.seen()
+
+        self.step(
+            "Ana types /leaderboard: the board of Daily Brief, and her place (ties share a rank)"
+        )
+        w.send_text(ana, bot, "/leaderboard")
+        await self.settle()
+        w.press_button(ana, self.last_to(ana, "Which program"), text="Daily Brief")
+        await self.settle()
+        self.quote(ana, self.new_to(ana)[-1], lines=8)
         self.seen()
 
     async def standings(self) -> None:
