@@ -399,6 +399,17 @@ def milestone_preview(
     )
 
 
+def policy_preview(preview: Preview) -> View:
+    """Counting leavers again grants rewards at once: how many, before it is applied."""
+    return milestone_flow(
+        "policy",
+        readers=preview.readers,
+        grants=preview.grants,
+        codes_needed=preview.codes_needed,
+        codes_free=preview.codes_free,
+    )
+
+
 def coupon_import(report: ImportReport) -> View:
     """What a coupon file held and what went into the pool."""
     return {

@@ -332,6 +332,49 @@ class RewardService:
                 grants += len(owed)
         return Preview(touched, grants, grants if pool_id is not None else 0, free)
 
+    async def preview_leave_policy(
+        self, program_id: int, actor_id: int | None, policy: str
+    ) -> Preview:
+        """What changing the program's leave policy to ``policy`` grants at once: counting
+        leavers again (``keep``) raises the totals of readers whose friends left (a change
+        to ``subtract`` lowers them, which never grants)."""
+        program = await self._managed(program_id, actor_id)
+        if policy != "keep" or program.leave_policy == "keep":
+            return Preview(0, 0, 0, None)
+        async with self._db.read() as conn:
+            readers = await db.readers_with_leavers(conn, program_id)
+            rules = [
+                milestone_from_row(r)
+                for r in await db.milestones_of(conn, [program_id], live_only=True)
+                if r["role"] == "milestone"
+            ]
+            existing = {
+                rule.id: await db.existing_grant_keys(conn, program_id, "milestone", rule.id)
+                for rule in rules
+            }
+            pools = sorted({rule.pool_id for rule in rules if rule.pool_id is not None})
+            stock = await db.pool_stock(conn, pools)
+        touched = grants = codes = 0
+        for row in readers:
+            after = int(row["confirmed"])
+            delta = after - int(row["counted"])
+            # as the milestone job moves a recount: clamped to the new counted total
+            rewardable = max(0, min(after, int(row["rewardable"]) + delta))
+            highest = max(int(row["highest"]), rewardable)
+            owed = 0
+            for rule in rules:
+                new = [
+                    k for k in rule.owed(highest) if (row["reader_id"], k) not in existing[rule.id]
+                ]
+                owed += len(new)
+                if rule.reward_kind == RewardKind.COUPON:
+                    codes += len(new)
+            if owed:
+                touched += 1
+                grants += owed
+        free = sum(f for _, f in stock.values()) if pools else None
+        return Preview(touched, grants, codes, free)
+
     async def add_milestone(
         self, program_id: int, actor_id: int | None, **values: Any
     ) -> tuple[Milestone, int]:

@@ -20,6 +20,7 @@ from storage.schema import (
     milestones,
     people,
     programs,
+    referrer_counts,
     reward_codes,
     reward_pools,
     reward_progress,
@@ -281,6 +282,31 @@ async def progress_of_program(
         )
         .where(reward_progress.c.program_id == program_id, reward_progress.c.highest >= at_least)
         .order_by(reward_progress.c.reader_id)
+    )
+    return list((await conn.execute(query)).mappings())
+
+
+async def readers_with_leavers(conn: AsyncConnection, program_id: int) -> list[RowMapping]:
+    """Readers whose friends left after counting (what a leave-policy change moves), with
+    their counts and reward progress."""
+    query = (
+        select(
+            referrer_counts.c.referrer_id.label("reader_id"),
+            referrer_counts.c.counted,
+            referrer_counts.c.confirmed,
+            referrer_counts.c.left,
+            func.coalesce(reward_progress.c.rewardable, 0).label("rewardable"),
+            func.coalesce(reward_progress.c.highest, 0).label("highest"),
+        )
+        .outerjoin(
+            reward_progress,
+            and_(
+                reward_progress.c.program_id == referrer_counts.c.program_id,
+                reward_progress.c.reader_id == referrer_counts.c.referrer_id,
+            ),
+        )
+        .where(referrer_counts.c.program_id == program_id, referrer_counts.c.left > 0)
+        .order_by(referrer_counts.c.referrer_id)
     )
     return list((await conn.execute(query)).mappings())
 

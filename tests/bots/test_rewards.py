@@ -245,3 +245,31 @@ async def test_a_half_finished_setup_survives_a_restart(bench: Bench) -> None:
     [milestone] = await harness.app.rewards.milestones(program["id"])
     assert (milestone.count, milestone.message) == (3, "Welcome aboard")
     await bench.stop_bot(harness)
+
+
+async def test_counting_leavers_again_is_confirmed_after_seeing_what_it_grants(
+    harness: Harness, owner: SimUser
+) -> None:
+    chat, program = await _program(harness, owner)
+    await harness.app.referrals.update_settings(program["id"], None, leave_policy="subtract")
+    ana = harness.world.add_user("Ana")
+    await _refer(harness, ana, 2)
+    friend = next(u for u in harness.world.users.values() if u.first_name == "Friend0")
+    harness.world.leave(friend, chat)
+    await harness.settle()
+    await harness.tick()
+    await _refer(harness, ana, 1, start=5)  # 2 counted again, one friend who left
+    await harness.app.rewards.add_milestone(
+        program["id"], owner.id, count=3, title="Pin", reward_kind="message", message="A pin"
+    )
+    await harness.say(owner, "/settings")
+    harness.world.press_button(owner, harness.last_to(owner), text="Leavers: stop counting")
+    await harness.settle()
+    ask = harness.last_to(owner)
+    assert "1 reward is granted at once to 1 reader" in ask.text
+    assert (await harness.app.referrals.get_program(program["id"])).leave_policy == "subtract"
+    harness.world.press_button(owner, ask, text="✅ Save")
+    await harness.settle()
+    assert (await harness.app.referrals.get_program(program["id"])).leave_policy == "keep"
+    await harness.tick()
+    assert "A pin" in harness.last_to(ana).text

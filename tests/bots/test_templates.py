@@ -741,6 +741,8 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
         _flow("cancelled"),
         _flow("expired"),
         _flow("codes"),
+        _flow("policy", readers=2, grants=3, codes_needed=3, codes_free=1),
+        _flow("policy", readers=1, grants=1, codes_needed=0, codes_free=None),
     ],
     "coupon_import": [
         {

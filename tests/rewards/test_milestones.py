@@ -287,3 +287,26 @@ async def test_forgetting_a_reader_keeps_grants_without_identity(rig: Rig) -> No
 
         row = await db_rewards.grant_by_id(conn, grant["id"])
     assert row is not None and row["reader_id"] is None and row["answer"] is None
+
+
+async def test_counting_leavers_again_shows_what_it_grants_before_it_does(rig: Rig) -> None:
+    await rig.referrals.update_settings(rig.program.id, None, leave_policy="subtract")
+    friends = await rig.refer(3)
+    rig.platform.leave(CHANNEL_ID, friends[0])
+    await rig.referrals.record_leave(LeaveEvent(rig.program.id, friends[0], rig.clock.now()))
+    await rig.refer(1)  # back to 3 counted, with one friend who left
+    await rig.rewards.evaluate()
+    await rig.rewards.add_milestone(
+        rig.program.id, MANAGER, count=4, title="A", reward_kind="message", message="A"
+    )
+    assert await rig.grants() == []
+    # counting the friend who left again makes 4: one reward is owed
+    preview = await rig.rewards.preview_leave_policy(rig.program.id, MANAGER, "keep")
+    assert (preview.readers, preview.grants) == (1, 1)
+    nothing = await rig.rewards.preview_leave_policy(rig.program.id, MANAGER, "subtract")
+    assert (nothing.readers, nothing.grants) == (0, 0)
+    with pytest.raises(NotAllowed):
+        await rig.rewards.preview_leave_policy(rig.program.id, READER, "keep")
+    await rig.referrals.update_settings(rig.program.id, None, leave_policy="keep")
+    await rig.tick()
+    assert [(g["rung"], g["state"]) for g in await rig.grants()] == [(4, "delivered")]

@@ -18,6 +18,7 @@ from referrals.models import NotAllowed, Program
 from referrals.people import People
 from referrals.service import ReferralService
 from referrals.text import clean_name
+from rewards.service import RewardService
 
 router = Router(name=__name__)
 
@@ -128,6 +129,7 @@ async def setting_button(
     query: CallbackQuery,
     callback_data: Setting,
     referrals: ReferralService,
+    rewards: RewardService,
     reply: Reply,
     programs: ProgramCache,
 ) -> None:
@@ -144,6 +146,37 @@ async def setting_button(
         changes["join_mode"] = "direct" if program.join_mode == "bot" else "bot"
     elif callback_data.key == "leave_policy":
         changes["leave_policy"] = "subtract" if program.leave_policy == "keep" else "keep"
+        preview = await rewards.preview_leave_policy(
+            program.id, query.from_user.id, changes["leave_policy"]
+        )
+        if preview.grants:
+            # counting leavers again grants rewards at once: the manager sees how many first
+            await reply.to_user(
+                query.from_user.id,
+                "milestone_flow",
+                views.policy_preview(preview),
+                buttons=[
+                    [
+                        {
+                            "label": "save",
+                            "data": Setting(program_id=program.id, key="leave_keep").pack(),
+                        },
+                        {
+                            "label": "cancel",
+                            "data": Setting(program_id=program.id, key="leave_stay").pack(),
+                        },
+                    ]
+                ],
+                program_id=program.id,
+            )
+            return
+    elif callback_data.key == "leave_keep":  # confirmed after the preview
+        changes["leave_policy"] = "keep"
+    elif callback_data.key == "leave_stay":
+        await reply.to_user(
+            query.from_user.id, "milestone_flow", views.milestone_flow("cancelled")
+        )
+        return
     elif callback_data.key == "locale":
         changes["locale"] = "id" if program.locale == "en" else "en"
     elif callback_data.key == "timezone":
