@@ -942,20 +942,25 @@ class RewardService:
         else:
             result = await port.grant_role(program.destination, row["reader_id"], role_id)
         if not isinstance(result, Delivered):
-            wait = result.seconds if isinstance(result, RetryAfter) else RETRY.total_seconds()
-            async with self._db.write() as conn:
-                await db.set_grants(
-                    conn,
-                    [row["id"]],
-                    {
-                        "next_attempt_at": now + timedelta(seconds=wait),
-                        "delivery_error": str(getattr(result, "detail", "retry"))[:256],
-                        "updated_at": now,
-                    },
-                )
+            await self._retry_later(row["id"], result, now)
             report.failures.append(f"grant {row['id']}: role not given")
             return
         await self._deliver_batch_ids([row["id"]], report, need_link=False)
+
+    async def _retry_later(self, grant_id: int, result: Any, now: datetime) -> None:
+        """A platform call a grant needs failed: try again after what the platform asked
+        (a ``RetryAfter``), else a few minutes, with its words on the grant for managers."""
+        wait = result.seconds if isinstance(result, RetryAfter) else RETRY.total_seconds()
+        async with self._db.write() as conn:
+            await db.set_grants(
+                conn,
+                [grant_id],
+                {
+                    "next_attempt_at": now + timedelta(seconds=wait),
+                    "delivery_error": str(getattr(result, "detail", "retry"))[:256],
+                    "updated_at": now,
+                },
+            )
 
     async def _delivery_context(
         self, conn: Any, rows: Sequence[Mapping[str, Any]]
@@ -1136,17 +1141,7 @@ class RewardService:
             milestone_row["chat_id"], name=f"reward {row['id']}", expires_at=expires
         )
         if not isinstance(result, InviteCreated):
-            wait = result.seconds if isinstance(result, RetryAfter) else RETRY.total_seconds()
-            async with self._db.write() as conn:
-                await db.set_grants(
-                    conn,
-                    [row["id"]],
-                    {
-                        "next_attempt_at": now + timedelta(seconds=wait),
-                        "delivery_error": str(getattr(result, "detail", "retry"))[:256],
-                        "updated_at": now,
-                    },
-                )
+            await self._retry_later(row["id"], result, now)
             report.failures.append(f"grant {row['id']}: could not mint a link")
             return
         async with self._db.write() as conn:
