@@ -672,7 +672,7 @@ class RewardService:
             for row in await db.milestones_of(conn, program_ids, live_only=True):
                 rules[row["program_id"]].append(milestone_from_row(row))
             keys = sorted({(c["program_id"], c["reader_id"]) for c in changes})
-            stored = await db.progress_by_keys(conn, keys)
+            stored = await db.progress_by_keys(conn, keys, lock=True, now=now)
             progress = {
                 key: [stored[key]["rewardable"], stored[key]["highest"]]
                 if key in stored

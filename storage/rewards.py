@@ -243,8 +243,53 @@ async def set_pool_alerts(conn: AsyncConnection, pool_id: int, **values: Any) ->
 
 
 async def progress_by_keys(
-    conn: AsyncConnection, keys: Sequence[tuple[int, int]]
+    conn: AsyncConnection,
+    keys: Sequence[tuple[int, int]],
+    *,
+    lock: bool = False,
+    now: datetime | None = None,
 ) -> dict[tuple[int, int], RowMapping]:
+    """Readers' reward progress. With ``lock`` (the milestone job, which adds to it) every
+    key gets a row and the rows are held until the transaction ends on PostgreSQL, in key
+    order: a second instance handling a later change of the same reader waits and then
+    reads the total this one wrote, instead of both adding to the same old value."""
+    if lock and conn.dialect.name == "postgresql" and keys:
+        ordered = sorted(set(keys))
+        stmt = dialect_insert(conn, reward_progress).on_conflict_do_nothing(
+            index_elements=["program_id", "reader_id"]
+        )
+        await execute_many(
+            conn,
+            stmt,
+            [
+                {
+                    "program_id": pid,
+                    "reader_id": rid,
+                    "rewardable": 0,
+                    "highest": 0,
+                    "updated_at": now,
+                }
+                for pid, rid in ordered
+            ],
+        )
+        found: dict[tuple[int, int], RowMapping] = {}
+        for condition in pair_filters(
+            reward_progress.c.program_id, reward_progress.c.reader_id, ordered
+        ):
+            query = (
+                select(
+                    reward_progress.c.program_id,
+                    reward_progress.c.reader_id,
+                    reward_progress.c.rewardable,
+                    reward_progress.c.highest,
+                )
+                .where(condition)
+                .order_by(reward_progress.c.program_id, reward_progress.c.reader_id)
+                .with_for_update()
+            )
+            for row in (await conn.execute(query)).mappings():
+                found[(row["program_id"], row["reader_id"])] = row
+        return found
     return await rows_by_pairs(
         conn, reward_progress, "program_id", "reader_id", keys, ("rewardable", "highest")
     )

@@ -3,6 +3,8 @@ is granted once, delivered once, and a count that goes down never takes anything
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from delivery.port import Unreachable, UnreachableReason
@@ -310,3 +312,19 @@ async def test_counting_leavers_again_shows_what_it_grants_before_it_does(rig: R
     await rig.referrals.update_settings(rig.program.id, None, leave_policy="keep")
     await rig.tick()
     assert [(g["rung"], g["state"]) for g in await rig.grants()] == [(4, "delivered")]
+
+
+async def test_two_milestone_jobs_at_once_add_up_every_change(rig: Rig) -> None:
+    """Two instances' milestone jobs on one database take disjoint change records; a
+    reader's changes split between them still add up (no lost update of the total)."""
+    readers = [READER + n for n in range(1, 6)]
+    for reader in readers:
+        await rig.refer(4, reader, confirm=False)
+    rig.later(hours=rig.program.hold_hours + 1)
+    await rig.referrals.confirm_due()
+    await asyncio.gather(
+        rig.rewards.evaluate(limit=3), rig.rewards.evaluate(limit=2), rig.rewards.evaluate(limit=3)
+    )
+    for reader in readers:
+        progress = await rig.rewards.progress(rig.program.id, reader)
+        assert progress.rewardable == 4, reader
