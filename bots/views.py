@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from leaderboard.models import Board
+from leaderboard.models import BadBoardSetting, Board, BoardSettings, Season
 from referrals.models import (
     Counts,
     EngineError,
@@ -491,6 +491,8 @@ def engine_error(exc: EngineError) -> View:
             optional=exc.optional,
             options=list(exc.options),
         )
+    if isinstance(exc, BadBoardSetting):
+        return error(exc.code, message=str(exc))
     if isinstance(exc, BadMilestone | BadCouponFile):
         detail = exc.details
         return error(
@@ -565,6 +567,35 @@ def board(value: Board, *, posted: bool = False) -> View:
     from leaderboard.service import board_context
 
     return {**board_context(value), "posted": posted}
+
+
+def board_settings(program: Program, settings: BoardSettings, *, saved: bool = False) -> View:
+    """``/board``: how the program's boards work."""
+    return {
+        "program_title": program.title,
+        "public_names": settings.public_names,
+        "week_start": settings.week_start,
+        "schedule": settings.schedule,
+        "schedule_period": settings.schedule_period,
+        "post_chat_id": settings.post_chat_id,
+        "timezone": program.timezone,
+        "saved": saved,
+    }
+
+
+def season_created(program: Program, season: Season) -> View:
+    """``/season``: the contest as saved (a draw's commitment is posted to the chat)."""
+    return {
+        "program_title": program.title,
+        "timezone": program.timezone,
+        "name": season.name,
+        "starts_at": _iso(season.starts_at),
+        "ends_at": _iso(season.ends_at),
+        "mode": season.mode,
+        "winners": season.winners,
+        "min_referrals": season.min_referrals,
+        "seed_hash": season.seed_hash,
+    }
 
 
 def board_sent_privately(name: str) -> View:

@@ -49,3 +49,37 @@ async def test_leaderboard_shows_the_top_and_where_the_reader_stands(
 
     await harness.say(ana, "/leaderboard yesterday")
     assert "Which board?" in harness.last_to(ana).text
+
+
+async def test_managers_set_up_boards_and_seasons_in_chat(
+    harness: Harness, owner: SimUser
+) -> None:
+    _chat, program = await set_up_chat(harness, owner, "channel", "Daily Brief")
+    await harness.say(owner, "/board")
+    assert "Weeks start on Monday" in harness.last_to(owner).text
+    await harness.say(owner, "/board names private")
+    await harness.say(owner, "/board week sun")
+    await harness.say(owner, "/board schedule 0 9 * * 1 month")
+    shown = harness.last_to(owner).text
+    assert "Reader #number" in shown and "Weeks start on Sunday" in shown
+    assert "0 9 * * 1" in shown and "month's board" in shown
+    settings = await harness.app.boards.settings(program["id"])
+    assert (settings.public_names, settings.week_start, settings.schedule_period) == (
+        False,
+        6,
+        "month",
+    )
+    await harness.say(owner, "/board schedule 61 9 * * 1")
+    assert "cannot be used" in harness.last_to(owner).text
+    await harness.say(owner, "/season 2026-03-01 2026-03-31 draw 2 min 3 Spring <b>draw</b>")
+    created = harness.last_to(owner).text
+    assert "Spring <b>draw</b>" in created and "commitment" in created
+    [season] = await harness.app.boards.seasons(program["id"])
+    assert (season.mode, season.winners, season.min_referrals) == ("draw", 2, 3)
+
+    reader = harness.world.add_user("Rita")
+    await harness.say(reader, "/start")
+    await harness.say(reader, "/board names public")
+    assert (await harness.app.boards.settings(program["id"])).public_names is False
+    await harness.say(reader, "/season 2026-04-01 2026-04-30 top 3 Mine")
+    assert len(await harness.app.boards.seasons(program["id"])) == 1

@@ -66,6 +66,8 @@ ERROR_CODES = (
     "codes_usage",
     "flow_file",
     "file_too_big",
+    "board_usage",
+    "season_usage",
 )
 
 
@@ -799,6 +801,42 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
         {"title": EVIL, "question": "", "saved": True},
     ],
     "chat_id": [{"chat_id": -1001234567890}],
+    "board_settings": [
+        {
+            "program_title": TITLE,
+            "public_names": True,
+            "week_start": 0,
+            "schedule": None,
+            "schedule_period": "week",
+            "post_chat_id": None,
+            "timezone": "UTC",
+            "saved": False,
+        },
+        {
+            "program_title": TITLE,
+            "public_names": False,
+            "week_start": 6,
+            "schedule": "0 9 * * 1",
+            "schedule_period": "month",
+            "post_chat_id": -1001234567890,
+            "timezone": "Asia/Jakarta",
+            "saved": True,
+        },
+    ],
+    "season_created": [
+        {
+            "program_title": TITLE,
+            "timezone": "UTC",
+            "name": EVIL,
+            "starts_at": AT,
+            "ends_at": LATER,
+            "mode": mode,
+            "winners": 3,
+            "min_referrals": 2,
+            "seed_hash": "ab" * 32 if mode == "draw" else None,
+        }
+        for mode in ("top", "draw")
+    ],
     "welcome": [
         {"name": "Ana", "programs": []},
         {"name": "Ana", "programs": [TITLE]},

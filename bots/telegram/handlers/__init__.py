@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiogram import Router
 
 from bots.telegram.handlers import (
+    board,
     errors,
     fallback,
     help,
@@ -49,6 +50,7 @@ def get_routers() -> list[Router]:
         settings.router,
         review.router,
         program.router,
+        board.router,
         rewards.router,
         # after every command: its text and file handlers take what a guided flow waits for
         milestones.router,
