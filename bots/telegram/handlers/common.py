@@ -113,6 +113,26 @@ async def managed_program(
     )
 
 
+async def managed_in_private(
+    message: Message,
+    referrals: ReferralService,
+    reply: Reply,
+    programs: ProgramCache,
+    people: People,
+    port: TelegramPort,
+    action: str,
+    purpose: str,
+) -> Program | None:
+    """:func:`managed_program`, when its answer can also go to the manager in private
+    (:func:`answerable_in_private`); None after saying why."""
+    program = await managed_program(message, referrals, reply, programs, action)
+    if program is None or not await answerable_in_private(
+        message, reply, people, port, program, purpose
+    ):
+        return None
+    return program
+
+
 async def send_invite_card(
     referrals: ReferralService,
     renderer: Renderer,

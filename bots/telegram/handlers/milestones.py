@@ -21,7 +21,12 @@ from aiogram.types import CallbackQuery, Message
 from bots import views
 from bots.telegram.callbacks import FlowPick, GrantAct, MilestoneAct, PickProgram
 from bots.telegram.context import PLATFORM, ProgramCache, Reply
-from bots.telegram.handlers.common import GROUP_TYPES, answerable_in_private, managed_program
+from bots.telegram.handlers.common import (
+    GROUP_TYPES,
+    answerable_in_private,
+    managed_in_private,
+    managed_program,
+)
 from bots.telegram.port import TelegramPort
 from referrals.models import NotAllowed, Program
 from referrals.people import People
@@ -59,10 +64,10 @@ async def milestones_command(
     """The program's milestones and coupon pools, with pause / resume / remove buttons."""
     if message.from_user is None:
         return
-    program = await managed_program(message, referrals, reply, programs, "milestones")
-    if program is None or not await answerable_in_private(
-        message, reply, people, port, program, "milestones"
-    ):
+    program = await managed_in_private(
+        message, referrals, reply, programs, people, port, "milestones", "milestones"
+    )
+    if program is None:
         return
     await _show_milestones(rewards, reply, program, message.from_user.id)
 
@@ -443,10 +448,10 @@ async def codes_command(
     """Upload more coupon codes to a pool: the next file sent is imported."""
     if message.from_user is None:
         return
-    program = await managed_program(message, referrals, reply, programs, "codes")
-    if program is None or not await answerable_in_private(
-        message, reply, people, port, program, "milestones"
-    ):
+    program = await managed_in_private(
+        message, referrals, reply, programs, people, port, "codes", "milestones"
+    )
+    if program is None:
         return
     await _ask_for_codes(rewards, reply, program, message.from_user.id)
 
@@ -511,10 +516,10 @@ async def queue_command(
     if message.from_user is None:
         return
     which = "approval" if command.command == "grants" else "fulfilment"
-    program = await managed_program(message, referrals, reply, programs, command.command)
-    if program is None or not await answerable_in_private(
-        message, reply, people, port, program, "milestones"
-    ):
+    program = await managed_in_private(
+        message, referrals, reply, programs, people, port, command.command, "milestones"
+    )
+    if program is None:
         return
     await _show_queue(rewards, reply, program, message.from_user.id, which, 1)
 

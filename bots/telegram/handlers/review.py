@@ -13,7 +13,7 @@ from aiogram.types import CallbackQuery, Message
 from bots import views
 from bots.telegram.callbacks import PickProgram, Review
 from bots.telegram.context import ProgramCache, Reply
-from bots.telegram.handlers.common import answerable_in_private, managed_program
+from bots.telegram.handlers.common import managed_in_private, managed_program
 from bots.telegram.port import TelegramPort
 from referrals.models import NotAllowed, NotReversible, Program, ReviewOutcome, ReviewPage
 from referrals.people import People
@@ -38,10 +38,10 @@ async def review(
     """Held referrals waiting for a manager, with approve and reject buttons."""
     if message.from_user is None:
         return
-    program = await managed_program(message, referrals, reply, programs, "review")
-    if program is None or not await answerable_in_private(
-        message, reply, people, port, program, "review"
-    ):
+    program = await managed_in_private(
+        message, referrals, reply, programs, people, port, "review", "review"
+    )
+    if program is None:
         return
     page = await referrals.review_queue(program.id)
     await _show(reply, program, page, message.from_user.id)
