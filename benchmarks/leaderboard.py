@@ -281,8 +281,9 @@ async def measure(
 
     async def board_and_rank(key: str, reader: int) -> None:
         # What /leaderboard asks (leaderboard.service.BoardService.board): the top 10, the
-        # board's size and the reader's count, rank and next count, in one statement.
-        async with db.read() as conn:
+        # board's size and the reader's count, rank and next count, in one statement, on the
+        # service's connection for such reads (no transaction around it).
+        async with db.reads() as conn:
             rows, me = await db_boards.board_page(conn, PROGRAM_ID, key, reader, 10)
         assert len(rows) == 10 and me["total"] > 0
 
