@@ -282,6 +282,7 @@ class Application:
             outbox=self.outbox,
             renderer=self.renderer,
             clock=self.clock,
+            boards=self.boards,
             api_url=self.settings.discord_api_url,
             **options,
         )
