@@ -5,9 +5,8 @@ approve or reject the rewards waiting for them in /grants (Telegram's /fulfil an
 
 The service decides: a reward that is not the reader's, or no longer waits for an answer,
 is refused and said so, privately. Every manager button checks Manage Server in code and
-the service checks the manager again. Custom ids carry all a press needs, so any instance
-of the bot answers, also after a restart; an open form is kept for an hour (its submit
-after a restart is lost, and the reader presses "Answer" again).
+the service checks the manager again. Custom ids carry all a press or a submit needs, so
+any instance of the bot answers them, also after a restart.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from referrals.models import EngineError, Program
 from rewards.models import GrantState
 from rewards.service import MAX_ANSWER
 
-FORM_SECONDS = 3600.0  # an open form waits this long for its submit
+ANSWER_FIELD = "answer"
 MAX_TITLE = 45  # Discord: a modal's title and a label's text
 MAX_QUESTION_SHOWN = 1000
 QUEUE_SIZE = 5  # Telegram's page of a queue: five grants, one row of buttons each kind
@@ -77,42 +76,57 @@ class AnswerButton(
             return
         form = AnswerForm(bot, locale_of(interaction), grant.id, grant.title, question or "")
         await interaction.response.send_modal(form)
+        form.stop()  # not kept: FulfilCog.on_interaction answers its submit
 
 
 class AnswerForm(discord.ui.Modal):
-    """The reward's question and one text field; submitting stores the answer."""
+    """The reward's question and one text field. Only drawn: its submit is answered by
+    :meth:`FulfilCog.on_interaction` from the custom id, not by a form kept in memory, so a
+    submit after a restart, or a second one, is answered like the first."""
 
-    def __init__(
-        self, bot: ReferralBot, locale: str, grant_id: int, title: str, question: str
-    ) -> None:
+    def __init__(self, bot: ReferralBot, locale: str, grant_id: int, title: str, question: str):
         heading = bot.renderer.label(locale, "answer_form", title=title)[:MAX_TITLE]
-        super().__init__(title=heading, custom_id=f"ans:{grant_id}:form", timeout=FORM_SECONDS)
-        self.bot = bot
-        self.grant_id = grant_id
+        super().__init__(title=heading, custom_id=f"ans:{grant_id}:form", timeout=None)
         if question:
-            shown = escape_markdown(question[:MAX_QUESTION_SHOWN])
-            self.add_item(discord.ui.TextDisplay(shown))
-        self.field: discord.ui.TextInput[AnswerForm] = discord.ui.TextInput(
-            custom_id="answer",
+            self.add_item(discord.ui.TextDisplay(escape_markdown(question[:MAX_QUESTION_SHOWN])))
+        field: discord.ui.TextInput[AnswerForm] = discord.ui.TextInput(
+            custom_id=ANSWER_FIELD,
             style=discord.TextStyle.paragraph,
             max_length=MAX_ANSWER,
             required=True,
         )
         label = bot.renderer.label(locale, "answer_field")[:MAX_TITLE]
-        self.add_item(discord.ui.Label(text=label, component=self.field))
+        self.add_item(discord.ui.Label(text=label, component=field))
 
-    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
-        try:
-            grant = await self.bot.rewards.answer(
-                PLATFORM, interaction.user.id, self.grant_id, self.field.value
-            )
-        except EngineError as exc:
-            await answer(self.bot, interaction, "error", views.engine_error(exc))
-            return
-        self.bot.outbox.wake()  # the managers are told
-        await answer(
-            self.bot, interaction, "answer_prompt", views.answer_prompt(grant, None, saved=True)
-        )
+
+FORM = re.compile(r"ans:(?P<grant>[0-9]{1,19}):form")
+
+
+def submitted_values(components: list[Any]) -> dict[str, str]:
+    """custom id → value of a modal submit's fields (in action rows or in labels)."""
+    found: dict[str, str] = {}
+    for component in components:
+        if not isinstance(component, dict):
+            continue
+        inner = [*component.get("components", []), component.get("component")]
+        found.update(submitted_values([c for c in inner if c is not None]))
+        if "custom_id" in component and "value" in component:
+            found[str(component["custom_id"])] = str(component["value"] or "")
+    return found
+
+
+async def store_answer(bot: ReferralBot, interaction: discord.Interaction[Any], grant_id: int) -> None:
+    """A submitted form: the answer goes to the rewards service (which refuses a reward not
+    the reader's, or one that waits for no answer), and the reader is thanked privately."""
+    data: dict[str, Any] = dict(interaction.data or {})
+    text = submitted_values(list(data.get("components") or [])).get(ANSWER_FIELD, "")
+    try:
+        grant = await bot.rewards.answer(PLATFORM, interaction.user.id, grant_id, text)
+    except EngineError as exc:
+        await answer(bot, interaction, "error", views.engine_error(exc))
+        return
+    bot.outbox.wake()  # the managers are told
+    await answer(bot, interaction, "answer_prompt", views.answer_prompt(grant, None, saved=True))
 
 
 def answer_buttons(bot: ReferralBot, locale: str, grant_ids: list[int]) -> discord.ui.View | None:
@@ -235,6 +249,15 @@ class FulfilCog(commands.Cog):
 
     async def cog_unload(self) -> None:
         self.bot.port.buttons.unregister(self.bot, AnswerButton, QueueButton)
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """A submitted answer form, known by its custom id (``ans:<grant>:form``)."""
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        found = FORM.fullmatch(str((interaction.data or {}).get("custom_id", "")))
+        if found is not None:
+            await store_answer(self.bot, interaction, int(found["grant"]))
 
     @app_commands.command(name="fulfil", description="Rewards to send by hand, with the answers")
     @app_commands.default_permissions(manage_guild=True)
