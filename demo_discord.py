@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from demo import STEP_TIMEOUT, STORY_TIMEOUT, DemoError, Narrator, QUOTE, _clip
+from demo import QUOTE, STEP_TIMEOUT, STORY_TIMEOUT, DemoError, Narrator, _clip
 
 SETTLE = 0.2  # seconds the bot gathers joins before it reads the invite counters
 _ESCAPED = re.compile(r"\\([\\*_~`|\[\]<>#+\-.)])")
@@ -156,9 +156,7 @@ class DiscordStory(Narrator):
                         return
                 await asyncio.sleep(0.02)
 
-    async def slash(
-        self, user: Any, name: str, options: dict[str, Any] | None = None
-    ) -> Any:
+    async def slash(self, user: Any, name: str, options: dict[str, Any] | None = None) -> Any:
         """``/name`` by ``user``: the message the bot answers with, once it has its text."""
         record = self.world.invoke_slash(user, self.channel, name, options)
         return await self.answer_to(record)
@@ -197,9 +195,7 @@ class DiscordStory(Narrator):
         self.app.outbox.wake()
         await self.app.outbox.wait_idle(STEP_TIMEOUT)
 
-    def quote(
-        self, person: Any, message: Any, *, lines: int = 8, buttons: bool = False
-    ) -> None:
+    def quote(self, person: Any, message: Any, *, lines: int = 8, buttons: bool = False) -> None:
         where = " (only they see it)" if message.ephemeral else ""
         if message.guild_id is None:
             where = " (DM)"
@@ -276,7 +272,9 @@ class DiscordStory(Narrator):
         self.say(f"Budi got discord.gg/{codes[budi.id]}")
 
         self.step("Friends join through the invites, one at a time")
-        dewi, eko, fajar, juna = (w.add_user(n.lower(), n) for n in ("Dewi", "Eko", "Fajar", "Juna"))
+        dewi, eko, fajar, juna = (
+            w.add_user(n.lower(), n) for n in ("Dewi", "Eko", "Fajar", "Juna")
+        )
         for friend, reader in ((dewi, ana), (eko, ana), (fajar, budi), (juna, ana)):
             self.clock.advance(minutes=10)
             await self.join(friend, codes[reader.id])
@@ -289,8 +287,10 @@ class DiscordStory(Narrator):
         self.say("after a short settle window and credits a join only when one invite moved.")
 
         self.step("Joins the bot will not pin on anyone")
-        gita, hana, ivan = w.add_user("gita", "Gita"), w.add_user("hana", "Hana"), w.add_user(
-            "ivan", "Ivan"
+        gita, hana, ivan = (
+            w.add_user("gita", "Gita"),
+            w.add_user("hana", "Hana"),
+            w.add_user("ivan", "Ivan"),
         )
         await self.join(gita, None)
         self.say("Gita comes through the server's vanity URL discord.gg/readersclub.")

@@ -50,9 +50,7 @@ class Buttons:
     def answered(self, custom_id: str) -> bool:
         return any(pattern.fullmatch(custom_id) for pattern in self._patterns)
 
-    def view(
-        self, locale: str | None, rows: Sequence[Sequence[Button]]
-    ) -> discord.ui.View | None:
+    def view(self, locale: str | None, rows: Sequence[Sequence[Button]]) -> discord.ui.View | None:
         """The buttons Discord can show, in their rows (None: none of them)."""
         view = discord.ui.View(timeout=None)
         shown_rows = 0

@@ -329,15 +329,14 @@ class DiscordPort:
             if isinstance(message.payload, Edit):
                 partial = target.get_partial_message(message.payload.message_id)  # type: ignore[attr-defined]
                 edited = await self._call(
-                    lambda: partial.edit(
-                        content=text, allowed_mentions=NO_MENTIONS, view=view
-                    )
+                    lambda: partial.edit(content=text, allowed_mentions=NO_MENTIONS, view=view)
                 )
                 if isinstance(edited, RetryAfter | Unreachable | TransientFailure):
                     return edited
                 return Delivered(message.payload.message_id)
+            extra: dict[str, Any] = {"view": view} if view is not None else {}
             sent = await self._call(
-                lambda: target.send(text, allowed_mentions=NO_MENTIONS, view=view)
+                lambda: target.send(text, allowed_mentions=NO_MENTIONS, **extra)
             )
         finally:
             forget(view)

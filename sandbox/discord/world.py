@@ -1225,6 +1225,8 @@ def _check_text_input(component: Json, value: str) -> None:
     if component.get("required", True) and not value:
         raise ScriptError(f"the field {name!r} is required: the form cannot be sent empty")
     if value and len(value) < int(component.get("min_length") or 0):
-        raise ScriptError(f"the field {name!r} needs at least {component['min_length']} characters")
+        raise ScriptError(
+            f"the field {name!r} needs at least {component['min_length']} characters"
+        )
     if len(value) > int(component.get("max_length") or 4000):
         raise ScriptError(f"the field {name!r} takes at most {component.get('max_length', 4000)}")

@@ -5,7 +5,7 @@ who reaches the milestone gets a code by DM."""
 from __future__ import annotations
 
 from sandbox.discord import Attachment
-from storage.schema import reward_codes, reward_pools, milestones
+from storage.schema import milestones, reward_codes, reward_pools
 from tests.bots_discord.conftest import Discord
 from tests.helpers.discord import bring_friends, hold_passes, member, rewards_on, rows, slash
 
@@ -16,11 +16,17 @@ async def test_a_manager_imports_a_file_into_a_pool_named_after_it(set_up: Disco
     answer = await slash(dc, dc.owner, "codes add", {"file": upload})
     assert answer.ephemeral
     assert "Imported **3** codes into the pool coffee; 3 free now." in answer.content
-    assert "Skipped: 1 blank line, 1 repeated in the file, 0 already in the pool." in answer.content
+    assert (
+        "Skipped: 1 blank line, 1 repeated in the file, 0 already in the pool." in answer.content
+    )
     assert "• coffee: 3 of 3 codes left" in answer.content
     [pool] = await rows(dc, reward_pools)
     assert pool["name"] == "coffee"
-    assert sorted(r["code"] for r in await rows(dc, reward_codes)) == ["KOPI-1", "KOPI-2", "KOPI-3"]
+    assert sorted(r["code"] for r in await rows(dc, reward_codes)) == [
+        "KOPI-1",
+        "KOPI-2",
+        "KOPI-3",
+    ]
 
     again = Attachment("coffee.txt", content=b"KOPI-3\nKOPI-4\n")
     answer = await slash(dc, dc.owner, "codes add", {"file": again})
@@ -72,13 +78,18 @@ async def test_a_file_too_big_is_refused_before_it_is_downloaded(set_up: Discord
 async def test_a_coupon_milestone_gives_each_reader_their_own_code(set_up: Discord) -> None:
     dc = set_up
     await rewards_on(dc)
-    await slash(dc, dc.owner, "codes add", {"file": Attachment("kopi.csv", content=b"code\nK1\nK2\n")})
+    await slash(
+        dc, dc.owner, "codes add", {"file": Attachment("kopi.csv", content=b"code\nK1\nK2\n")}
+    )
     unknown = await slash(
         dc, dc.owner, "milestone add", {"count": 1, "title": "Coffee", "pool": "tea"}
     )
     assert "There is no coupon pool called tea" in unknown.content
     both = await slash(
-        dc, dc.owner, "milestone add", {"count": 1, "title": "Coffee", "pool": "kopi", "question": "?"}
+        dc,
+        dc.owner,
+        "milestone add",
+        {"count": 1, "title": "Coffee", "pool": "kopi", "question": "?"},
     )
     assert "one kind of reward" in both.content
     assert await rows(dc, milestones) == []

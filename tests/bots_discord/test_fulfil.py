@@ -111,7 +111,9 @@ async def test_a_manager_marks_it_sent_in_fulfil_and_the_reader_is_told(set_up: 
     assert custom_ids(queue) == [f"gq:f:f:{grant['id']}:1"]
     # Alice cannot press a manager's button either (a forged press is checked in code)
     forged = await press(dc, alice, queue, f"gq:f:f:{grant['id']}:1")
-    assert "Only a member with the Manage Server permission" in (await answered(dc, forged)).content
+    assert (
+        "Only a member with the Manage Server permission" in (await answered(dc, forged)).content
+    )
     assert (await rows(dc, grants))[0]["state"] == "fulfilling"
 
     pressed = await press(dc, dc.owner, queue, f"gq:f:f:{grant['id']}:1")

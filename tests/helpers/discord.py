@@ -9,11 +9,10 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 
 from sandbox.discord import DiscordUser, InteractionRecord
 from sandbox.discord.model import Message
-from sqlalchemy import Table
 from tests.bots_discord.conftest import Discord
 
 ANSWERED = 5.0  # seconds: a bound on a wait for the bot, never a pause
@@ -37,7 +36,9 @@ async def slash(
     return await answered(dc, dc.world.invoke_slash(user, dc.channel, name, options))
 
 
-async def press(dc: Discord, user: DiscordUser, message: Message, custom_id: str) -> InteractionRecord:
+async def press(
+    dc: Discord, user: DiscordUser, message: Message, custom_id: str
+) -> InteractionRecord:
     """``user`` presses a button of ``message``; returns once the bot answered the press."""
     record = dc.world.press_button(user, message, custom_id)
     await dc.world.wait_for_response(record)

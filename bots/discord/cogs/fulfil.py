@@ -57,11 +57,11 @@ class AnswerButton(
     async def from_custom_id(
         cls,
         interaction: discord.Interaction[Any],
-        item: discord.ui.Button[Any],
+        item: discord.ui.Item[Any],
         match: re.Match[str],
         /,
     ) -> AnswerButton:
-        return cls(int(match["grant"]), item.label or "")
+        return cls(int(match["grant"]), getattr(item, "label", None) or "")
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         bot = interaction.client
@@ -115,7 +115,9 @@ def submitted_values(components: list[Any]) -> dict[str, str]:
     return found
 
 
-async def store_answer(bot: ReferralBot, interaction: discord.Interaction[Any], grant_id: int) -> None:
+async def store_answer(
+    bot: ReferralBot, interaction: discord.Interaction[Any], grant_id: int
+) -> None:
     """A submitted form: the answer goes to the rewards service (which refuses a reward not
     the reader's, or one that waits for no answer), and the reader is thanked privately."""
     data: dict[str, Any] = dict(interaction.data or {})
@@ -177,12 +179,16 @@ class QueueButton(
     async def from_custom_id(
         cls,
         interaction: discord.Interaction[Any],
-        item: discord.ui.Button[Any],
+        item: discord.ui.Item[Any],
         match: re.Match[str],
         /,
     ) -> QueueButton:
         return cls(
-            match["which"], match["action"], int(match["grant"]), int(match["page"]), item.label or ""
+            match["which"],
+            match["action"],
+            int(match["grant"]),
+            int(match["page"]),
+            getattr(item, "label", None) or "",
         )
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
@@ -199,7 +205,9 @@ class QueueButton(
             elif self.action == "f":
                 await bot.rewards.fulfilled(self.grant_id, actor)
                 done = "fulfilled"
-            text, view, buttons = await _queue(bot, interaction, program, self.which, self.page, done)
+            text, view, buttons = await _queue(
+                bot, interaction, program, self.which, self.page, done
+            )
         except EngineError as exc:
             await answer(bot, interaction, "error", views.engine_error(exc))
             return
@@ -217,7 +225,9 @@ async def _queue(
 ) -> tuple[str, views.View, discord.ui.View | None]:
     """A page of a queue and its buttons: five rewards, their buttons a row per kind."""
     kind = "approval" if which == "a" else "fulfilment"
-    grants, total = await bot.rewards.queue(program.id, interaction.user.id, kind, page, QUEUE_SIZE)
+    grants, total = await bot.rewards.queue(
+        program.id, interaction.user.id, kind, page, QUEUE_SIZE
+    )
     locale = locale_of(interaction)
     label = bot.renderer.label
     view = discord.ui.View(timeout=None)
@@ -255,7 +265,8 @@ class FulfilCog(commands.Cog):
         """A submitted answer form, known by its custom id (``ans:<grant>:form``)."""
         if interaction.type is not discord.InteractionType.modal_submit:
             return
-        found = FORM.fullmatch(str((interaction.data or {}).get("custom_id", "")))
+        data: dict[str, Any] = dict(interaction.data or {})
+        found = FORM.fullmatch(str(data.get("custom_id", "")))
         if found is not None:
             await store_answer(self.bot, interaction, int(found["grant"]))
 

@@ -47,11 +47,11 @@ class BoardButton(
     async def from_custom_id(
         cls,
         interaction: discord.Interaction[Any],
-        item: discord.ui.Button[Any],
+        item: discord.ui.Item[Any],
         match: re.Match[str],
         /,
     ) -> BoardButton:
-        return cls(match["period"], int(match["page"]), item.label or "")
+        return cls(match["period"], int(match["page"]), getattr(item, "label", None) or "")
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         bot = interaction.client
