@@ -105,6 +105,7 @@ async def test_a_coupon_milestone_gives_each_reader_their_own_code(set_up: Disco
     for reader in (alice, carol):
         dm = await dc.world.wait_for_dm(reader, contains="Your code", since=0)
         codes.update(code for code in ("K1", "K2") if f"`{code}`" in dm.content)
+        assert dm.components == []  # Discord has no copy buttons: the code is in the text
     assert codes == {"K1", "K2"}
     listed = await slash(dc, dc.owner, "codes list")
     assert "• kopi: 0 of 2 codes left" in listed.content
