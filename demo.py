@@ -6,6 +6,9 @@ It starts the sandbox (a local Telegram Bot API server with simulated people, se
 what happens in plain words and quoting what the bot says. No token, no network, no
 environment variables. Time is a fake clock shared by the bot and the sandbox, so the
 48-hour hold period passes in an instant.
+
+``inviteloop demo --discord`` plays the Discord side instead (``demo_discord.py``): the
+Discord sandbox, the real discord.py bot, and a story of its own.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ class DemoError(Exception):
     """Something the demo expected did not happen; the message says what."""
 
 
-def run_demo(db_path: str | None) -> int:
-    """Play the demo; keep the SQLite database at ``db_path`` (overwritten) if given.
+def run_demo(db_path: str | None, *, discord: bool = False) -> int:
+    """Play the demo (the Discord one with ``discord``); keep the SQLite database at
+    ``db_path`` (overwritten) if given.
 
     Returns 0 on success, 1 (with a message on stderr) on failure.
     """
@@ -47,7 +51,12 @@ def run_demo(db_path: str | None) -> int:
             temp_dir = tempfile.mkdtemp(prefix="inviteloop-demo-")
             path = Path(temp_dir) / "demo.db"
         with _quiet_logging(verbose):
-            asyncio.run(_main(path))
+            if discord:
+                from demo_discord import main as discord_main
+
+                asyncio.run(discord_main(path))
+            else:
+                asyncio.run(_main(path))
     except DemoError as exc:
         print(f"inviteloop demo: {exc}", file=sys.stderr)
         return 1
@@ -102,13 +111,17 @@ def _fresh_database_path(path: Path) -> Path:
 def _quiet_logging(verbose: bool) -> Iterator[None]:
     """Library chatter below WARNING would drown the story."""
     root = logging.getLogger()
-    before = root.level
+    # discord.py warns that voice is not supported at every start: not news here
+    chatty = logging.getLogger("discord")
+    before, chatty_before = root.level, chatty.level
     if not verbose:
         root.setLevel(logging.WARNING)
+        chatty.setLevel(logging.ERROR)
     try:
         yield
     finally:
         root.setLevel(before)
+        chatty.setLevel(chatty_before)
 
 
 async def _main(path: Path) -> None:
@@ -137,7 +150,102 @@ async def _main(path: Path) -> None:
         await server.stop()
 
 
-class Story:
+class Narrator:
+    """Numbered steps, plain words, and the standings read from the database: what both
+    stories print the same way. ``app`` is the story's ``main.Application``."""
+
+    app: Any
+    step_no = 0
+
+    def step(self, title: str) -> None:
+        self.step_no += 1
+        print()
+        print(f"{self.step_no}. {title}")
+
+    @staticmethod
+    def say(text: str) -> None:
+        print(f"  {text}")
+
+    async def standings(self) -> None:
+        from sqlalchemy import select
+
+        from storage.schema import join_attempts, members, programs, referrals, referrer_counts
+
+        async with self.app.db.read() as conn:
+            titles = {
+                row.id: row.title
+                for row in await conn.execute(select(programs.c.id, programs.c.title))
+            }
+            names = {
+                (row.program_id, row.user_id): row.display_name
+                for row in await conn.execute(
+                    select(members.c.program_id, members.c.user_id, members.c.display_name)
+                )
+            }
+            counts = await _rows(
+                conn,
+                select(referrer_counts).order_by(
+                    referrer_counts.c.program_id, referrer_counts.c.counted.desc()
+                ),
+            )
+            refs = await _rows(
+                conn, select(referrals).order_by(referrals.c.program_id, referrals.c.joined_at)
+            )
+            attempts = await _rows(
+                conn,
+                select(join_attempts)
+                .where(join_attempts.c.outcome.in_(["not_counted", "unattributed"]))
+                .order_by(join_attempts.c.id),
+            )
+
+        def name(program_id: int, user_id: int | None) -> str:
+            if user_id is None:
+                return "nobody"
+            return names.get((program_id, user_id)) or str(user_id)
+
+        self.step("Standings, read from the database")
+        not_counted: dict[tuple[int, int], int] = {}
+        for row in attempts:
+            if row["referrer_id"] is not None:
+                key = (row["program_id"], row["referrer_id"])
+                not_counted[key] = not_counted.get(key, 0) + 1
+        header = f"{'program':<14}{'reader':<8}{'counted':>8}{'waiting':>9}{'not counted':>13}"
+        self.say(header)
+        self.say("-" * len(header))
+        for row in counts:
+            key = (row["program_id"], row["referrer_id"])
+            self.say(
+                f"{titles[row['program_id']]:<14}{name(*key):<8}{row['counted']:>8}"
+                f"{row['pending'] + row['held']:>9}{row['rejected'] + not_counted.get(key, 0):>13}"
+            )
+        by_state: dict[str, int] = {}
+        for ref in refs:
+            by_state[ref["state"]] = by_state.get(ref["state"], 0) + 1
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(by_state.items()))
+        self.say(f"referrals in the database: {summary}")
+        self.say("Not counted, and why:")
+        for ref in refs:
+            if ref["state"] in ("rejected", "held"):
+                pid = ref["program_id"]
+                self.say(
+                    f"  {name(pid, ref['referred_id'])} via {name(pid, ref['referrer_id'])}'s "
+                    f"link ({titles[pid]}): {ref['state']}, {_reason(ref['reason'])}"
+                )
+        for row in attempts:
+            pid = row["program_id"]
+            if row["outcome"] == "unattributed":
+                self.say(
+                    f"  {name(pid, row['user_id'])} ({titles[pid]}): credited to nobody, "
+                    f"{_reason(row['reason'])}"
+                )
+                continue
+            self.say(
+                f"  {name(pid, row['user_id'])} via {name(pid, row['referrer_id'])}'s "
+                f"link ({titles[pid]}): not counted, {_reason(row['reason'])}"
+            )
+
+
+class Story(Narrator):
     """The cast, the bot, and the steps of the story."""
 
     def __init__(self, world: Any, api_url: str, path: Path, clock: Any) -> None:
@@ -222,15 +330,6 @@ class Story:
 
     def seen(self) -> None:
         self.cursor = len(self.world.sent_log)
-
-    def step(self, title: str) -> None:
-        self.step_no += 1
-        print()
-        print(f"{self.step_no}. {title}")
-
-    @staticmethod
-    def say(text: str) -> None:
-        print(f"  {text}")
 
     def quote(self, person: Any, message: Any, *, lines: int = 8, buttons: bool = False) -> None:
         text = [line for line in (message.text or "").splitlines() if line.strip()]
@@ -475,78 +574,6 @@ class Story:
         self.quote(ana, self.new_to(ana)[-1], lines=8)
         self.seen()
 
-    async def standings(self) -> None:
-        from sqlalchemy import select
-
-        from storage.schema import join_attempts, members, programs, referrals, referrer_counts
-
-        async with self.app.db.read() as conn:
-            titles = {
-                row.id: row.title
-                for row in await conn.execute(select(programs.c.id, programs.c.title))
-            }
-            names = {
-                (row.program_id, row.user_id): row.display_name
-                for row in await conn.execute(
-                    select(members.c.program_id, members.c.user_id, members.c.display_name)
-                )
-            }
-            counts = await _rows(
-                conn,
-                select(referrer_counts).order_by(
-                    referrer_counts.c.program_id, referrer_counts.c.counted.desc()
-                ),
-            )
-            refs = await _rows(
-                conn, select(referrals).order_by(referrals.c.program_id, referrals.c.joined_at)
-            )
-            attempts = await _rows(
-                conn,
-                select(join_attempts)
-                .where(join_attempts.c.outcome == "not_counted")
-                .order_by(join_attempts.c.id),
-            )
-
-        def name(program_id: int, user_id: int | None) -> str:
-            if user_id is None:
-                return "nobody"
-            return names.get((program_id, user_id)) or str(user_id)
-
-        self.step("Standings, read from the database")
-        not_counted: dict[tuple[int, int], int] = {}
-        for row in attempts:
-            if row["referrer_id"] is not None:
-                key = (row["program_id"], row["referrer_id"])
-                not_counted[key] = not_counted.get(key, 0) + 1
-        header = f"{'program':<14}{'reader':<8}{'counted':>8}{'waiting':>9}{'not counted':>13}"
-        self.say(header)
-        self.say("-" * len(header))
-        for row in counts:
-            key = (row["program_id"], row["referrer_id"])
-            self.say(
-                f"{titles[row['program_id']]:<14}{name(*key):<8}{row['counted']:>8}"
-                f"{row['pending'] + row['held']:>9}{row['rejected'] + not_counted.get(key, 0):>13}"
-            )
-        by_state: dict[str, int] = {}
-        for ref in refs:
-            by_state[ref["state"]] = by_state.get(ref["state"], 0) + 1
-        summary = ", ".join(f"{n} {state}" for state, n in sorted(by_state.items()))
-        self.say(f"referrals in the database: {summary}")
-        self.say("Not counted, and why:")
-        for ref in refs:
-            if ref["state"] in ("rejected", "held"):
-                pid = ref["program_id"]
-                self.say(
-                    f"  {name(pid, ref['referred_id'])} via {name(pid, ref['referrer_id'])}'s "
-                    f"link ({titles[pid]}): {ref['state']}, {_reason(ref['reason'])}"
-                )
-        for row in attempts:
-            pid = row["program_id"]
-            self.say(
-                f"  {name(pid, row['user_id'])} via {name(pid, row['referrer_id'])}'s "
-                f"link ({titles[pid]}): not counted, {_reason(row['reason'])}"
-            )
-
 
 REASONS = {
     "left_during_hold": "left during the hold period",
@@ -558,6 +585,12 @@ REASONS = {
     "manual": "a manager decided",
     "burst": "too many joins at once (a manager reviews)",
     "over_cap": "over the program's cap (a manager reviews)",
+    # Discord: joins the invite counters cannot pin on one reader's invite
+    "ambiguous": "two invites' counters moved at once (never guessed)",
+    "vanity": "came through the server's vanity URL",
+    "no_invite": "came without an invite (Discovery, an app)",
+    "foreign_invite": "an invite made outside the bot",
+    "invite_vanished": "the invite was gone at its max uses",
 }
 
 

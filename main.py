@@ -282,6 +282,7 @@ class Application:
             outbox=self.outbox,
             renderer=self.renderer,
             clock=self.clock,
+            boards=self.boards,
             api_url=self.settings.discord_api_url,
             **options,
         )
@@ -622,6 +623,9 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="watch the whole loop offline: a local Telegram, simulated people"
     )
     demo.add_argument("--db", metavar="PATH", help="keep the demo's data in this SQLite file")
+    demo.add_argument(
+        "--discord", action="store_true", help="the Discord story instead: a local Discord"
+    )
     discord_cli = commands.add_parser("discord", help="the Discord bot: sync its slash commands")
     discord_commands = discord_cli.add_subparsers(dest="discord_command", metavar="ACTION")
     sync = discord_commands.add_parser(
@@ -665,7 +669,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from demo import run_demo
 
-        return run_demo(args.db)
+        return run_demo(args.db, discord=args.discord)
     if args.command == "discord":
         if args.discord_command == "sync":
             return asyncio.run(_discord_sync(settings, args.guild))

@@ -554,6 +554,19 @@ def milestone_list(
     }
 
 
+def coupon_pools(
+    program: Program, pools: Sequence[PoolStock], *, report: ImportReport | None = None
+) -> View:
+    """The coupon pools and their stock (Discord's /codes), after an import with what the
+    file held."""
+    return {
+        "program_title": program.title,
+        "pools": [{"id": p.id, "name": p.name, "total": p.total, "free": p.free} for p in pools],
+        "imported": coupon_import(report) if report is not None else None,
+        "pool_name": next((p.name for p in pools if report and p.id == report.pool_id), ""),
+    }
+
+
 def rewards_policy(program: Program, step: str) -> View:
     """Discord's policy note before rewards are turned on (``note``), or ``on``/``off``."""
     return {"program_title": program.title, "step": step}

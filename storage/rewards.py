@@ -28,6 +28,8 @@ from storage.schema import (
 )
 from storage.sql import chunks, dialect_insert, execute_many, pair_filters, rows_by_pairs
 
+CODES_AT_ONCE = 1000
+
 # --- milestones ---------------------------------------------------------------------------
 
 
@@ -103,7 +105,9 @@ async def existing_codes(conn: AsyncConnection, pool_id: int, codes: Sequence[st
 async def add_codes(
     conn: AsyncConnection, pool_id: int, codes: Sequence[str], now: datetime
 ) -> int:
-    """Add codes the pool does not have; returns how many went in."""
+    """Add codes the pool does not have; returns how many went in. In slices of
+    ``CODES_AT_ONCE`` rows: SQLAlchemy prepares a whole executemany's parameters before it
+    awaits the driver, so 200,000 codes at once held the event loop for about 0.7 s."""
     if not codes:
         return 0
     stmt = (
@@ -111,8 +115,11 @@ async def add_codes(
         .on_conflict_do_nothing(index_elements=["pool_id", "code"])
         .returning(reward_codes.c.id)
     )
-    rows = [{"pool_id": pool_id, "code": code, "added_at": now} for code in codes]
-    return len(await execute_many(conn, stmt, rows))
+    added = 0
+    for part in chunks(list(codes), CODES_AT_ONCE):
+        rows = [{"pool_id": pool_id, "code": code, "added_at": now} for code in part]
+        added += len(await execute_many(conn, stmt, rows))
+    return added
 
 
 async def pool_stock(conn: AsyncConnection, pool_ids: Iterable[int]) -> dict[int, tuple[int, int]]:

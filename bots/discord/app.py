@@ -27,6 +27,7 @@ from bots.discord.tracker import DEFAULT_SETTLE_SECONDS, Tracker
 from bots.render import Renderer
 from delivery.adapter import Job
 from delivery.outbox import Outbox, Priority, message
+from leaderboard.service import BoardService
 from referrals.clock import Clock
 from referrals.models import Program
 from referrals.people import People
@@ -42,7 +43,9 @@ EXTENSIONS = (
     "bots.discord.cogs.stats",
     "bots.discord.cogs.rewards",
     "bots.discord.cogs.manage",
-    # "bots.discord.cogs.leaderboard" joins here with the leaderboard service (issue 9).
+    "bots.discord.cogs.leaderboard",
+    "bots.discord.cogs.codes",
+    "bots.discord.cogs.fulfil",
 )
 MAX_RATELIMIT_TIMEOUT = 30.0  # discord.py raises anything lower to 30 s
 # Manage Server, Manage Roles, Manage Channels, Create Invite, View Channels, Send
@@ -102,10 +105,12 @@ class ReferralBot(commands.Bot):
         outbox: Outbox,
         renderer: Renderer,
         clock: Clock,
+        boards: BoardService | None = None,
         settle_seconds: float = DEFAULT_SETTLE_SECONDS,
         extensions: Sequence[str] = EXTENSIONS,
         **options: Any,
     ) -> None:
+        """``boards`` defaults to a board service over the referrals' engine."""
         options.setdefault("max_ratelimit_timeout", MAX_RATELIMIT_TIMEOUT)
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -116,6 +121,7 @@ class ReferralBot(commands.Bot):
         )
         self.referrals = referrals
         self.rewards = rewards
+        self.boards = boards or BoardService(referrals.engine, rewards)
         self.people = people
         self.outbox = outbox
         self.renderer = Renderer(renderer.root, flavour="discord")
@@ -230,6 +236,7 @@ class DiscordBot:
         outbox: Outbox,
         renderer: Renderer,
         clock: Clock,
+        boards: BoardService | None = None,
         api_url: str | None = None,
         settle_seconds: float = DEFAULT_SETTLE_SECONDS,
         **options: Any,
@@ -243,6 +250,7 @@ class DiscordBot:
             outbox=outbox,
             renderer=renderer,
             clock=clock,
+            boards=boards,
             settle_seconds=settle_seconds,
             **options,
         )

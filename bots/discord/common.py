@@ -48,22 +48,39 @@ async def answer(
     *,
     locale: str | None = None,
     ephemeral: bool = True,
+    buttons: discord.ui.View | None = None,
 ) -> None:
-    """Render ``template`` with the Discord flavour and answer the interaction with it."""
+    """Render ``template`` with the Discord flavour and answer the interaction with it
+    (with ``buttons``: a view of the bot's registered dynamic items)."""
     text = bot.renderer.text(locale or locale_of(interaction), template, **view)[:MAX_MESSAGE]
+    extra: dict[str, Any] = {} if buttons is None else {"view": buttons}
     try:
         if interaction.response.is_done():
             await interaction.followup.send(
-                text, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS
+                text, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS, **extra
             )
         else:
             await interaction.response.send_message(
-                text, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS
+                text, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS, **extra
             )
     except discord.NotFound:
         # The interaction's token is gone (15 minutes, or a 3-second miss): say it by DM.
         logger.info("interaction %s expired; answering by DM", interaction.id)
         await bot.dm_later(interaction.user.id, template, view, locale or locale_of(interaction))
+
+
+async def update(
+    bot: ReferralBot,
+    interaction: discord.Interaction,
+    template: str,
+    view: dict[str, Any],
+    buttons: discord.ui.View | None,
+) -> None:
+    """A button's answer: the message it sits on, rendered anew in place."""
+    text = bot.renderer.text(locale_of(interaction), template, **view)[:MAX_MESSAGE]
+    await interaction.response.edit_message(
+        content=text, view=buttons, allowed_mentions=NO_MENTIONS
+    )
 
 
 async def error(

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import discord
 
+from bots.discord.components import Buttons, forget
 from bots.render import Renderer
 from delivery.actions import Edit
 from delivery.outbox import OutboundMessage, Refusal
@@ -122,6 +123,7 @@ class DiscordPort:
         self.limits = limits
         self._monotonic = monotonic
         self.invite_channels: dict[int, int] = {}  # guild -> the program's invite channel
+        self.buttons = Buttons(renderer)  # the custom ids the bot's cogs answer
         self._dm_channels: dict[int, discord.DMChannel] = {}
         self._dm_open_after = 0.0
         self._invalid: deque[float] = deque()
@@ -321,15 +323,23 @@ class DiscordPort:
             target: discord.abc.Messageable = channel
         else:
             target = self.client.get_partial_messageable(message.target_id)
-        if isinstance(message.payload, Edit):
-            partial = target.get_partial_message(message.payload.message_id)  # type: ignore[attr-defined]
-            edited = await self._call(
-                lambda: partial.edit(content=text, allowed_mentions=NO_MENTIONS)
+        locale = pick_locale(*message.locales)
+        view = self.buttons.view(locale, getattr(message.payload, "buttons", ()))
+        try:
+            if isinstance(message.payload, Edit):
+                partial = target.get_partial_message(message.payload.message_id)  # type: ignore[attr-defined]
+                edited = await self._call(
+                    lambda: partial.edit(content=text, allowed_mentions=NO_MENTIONS, view=view)
+                )
+                if isinstance(edited, RetryAfter | Unreachable | TransientFailure):
+                    return edited
+                return Delivered(message.payload.message_id)
+            extra: dict[str, Any] = {"view": view} if view is not None else {}
+            sent = await self._call(
+                lambda: target.send(text, allowed_mentions=NO_MENTIONS, **extra)
             )
-            if isinstance(edited, RetryAfter | Unreachable | TransientFailure):
-                return edited
-            return Delivered(message.payload.message_id)
-        sent = await self._call(lambda: target.send(text, allowed_mentions=NO_MENTIONS))
+        finally:
+            forget(view)
         if isinstance(sent, RetryAfter | Unreachable | TransientFailure):
             return sent
         return Delivered(sent.id)

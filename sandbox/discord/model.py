@@ -176,7 +176,7 @@ class Attachment:
     """A file a simulated user attaches to a slash command option."""
 
     filename: str
-    size: int = 1024
+    size: int | None = None  # what Discord announces; by default the content's length
     content_type: str | None = "text/csv"
     content: bytes = b""
     id: int = 0
@@ -187,7 +187,7 @@ class Attachment:
         body: Json = {
             "id": str(self.id),
             "filename": self.filename,
-            "size": self.size,
+            "size": len(self.content) if self.size is None else self.size,
             "url": url,
             "proxy_url": url,
         }

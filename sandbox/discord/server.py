@@ -137,9 +137,11 @@ class DiscordSandboxServer:
 
     async def _attachment(self, request: web.Request) -> web.StreamResponse:
         try:
-            content = self.world.attachment_content[int(request.match_info["id"])]
+            attachment_id = int(request.match_info["id"])
+            content = self.world.attachment_content[attachment_id]
         except (KeyError, ValueError):
             return web.Response(status=404, headers={"Via": "1.1 google"})
+        self.world.downloads.append(attachment_id)
         return web.Response(body=content, headers={"Via": "1.1 google"})
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:

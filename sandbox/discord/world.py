@@ -188,6 +188,7 @@ class DiscordWorld:
         self._snowflake_seq = itertools.count()
         self._attachment_base = "http://127.0.0.1"
         self.attachment_content: dict[int, bytes] = {}
+        self.downloads: list[int] = []  # attachment ids, each time one was fetched
         self._change_waiters: list[asyncio.Future[None]] = []
 
     # --- time and ids -----------------------------------------------------------------------
@@ -514,6 +515,8 @@ class DiscordWorld:
                 elif "custom_id" in component:
                     custom_id = component["custom_id"]
                     value = values.get(custom_id, component.get("value") or "")
+                    if kind == 4:
+                        _check_text_input(component, value)
                     out.append({"type": kind, "custom_id": custom_id, "value": value})
             return out
 
@@ -534,6 +537,8 @@ class DiscordWorld:
         ]
         if not buttons:
             raise ScriptError(f"the message has no component {custom_id!r}")
+        if buttons[0].get("disabled"):
+            raise ScriptError(f"the button {custom_id!r} is disabled: nobody can press it")
         app = self.applications.get(message.webhook_id or message.author_id)
         if app is None:
             raise ScriptError("only a bot's messages have interactive components")
@@ -1211,3 +1216,17 @@ class DiscordWorld:
             sessions[-1].dispatch("INTERACTION_CREATE", body)
         self.notify_change()
         return record
+
+
+def _check_text_input(component: Json, value: str) -> None:
+    """What Discord's clients enforce before a modal can be submitted: a required field
+    filled in, and the length within ``min_length``/``max_length``."""
+    name = component.get("custom_id")
+    if component.get("required", True) and not value:
+        raise ScriptError(f"the field {name!r} is required: the form cannot be sent empty")
+    if value and len(value) < int(component.get("min_length") or 0):
+        raise ScriptError(
+            f"the field {name!r} needs at least {component['min_length']} characters"
+        )
+    if len(value) > int(component.get("max_length") or 4000):
+        raise ScriptError(f"the field {name!r} takes at most {component.get('max_length', 4000)}")

@@ -389,7 +389,7 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
     ],
     "discord_help": [{"manager": True}, {"manager": False}],
     "discord_error": [
-        {"code": c, "key": "k", "message": "m", "role_name": "<@&1>"}
+        {"code": c, "key": "k", "message": "m", "role_name": "<@&1>", "title": "<b>T</b>"}
         for c in (
             "not_set_up",
             "not_manager",
@@ -400,9 +400,30 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             "role_rights",
             "unknown_setting",
             "bad_value",
+            "board_period",
+            "pool_name",
+            "pool_not_found",
+            "one_reward",
+            "answer_closed",
             "platform",
             "x",
         )
+    ],
+    "discord_codes": [
+        {
+            "program_title": "P",
+            "pools": [{"id": 1, "name": "<b>kopi</b>", "total": 3, "free": 1}],
+            "imported": {
+                "pool_id": 1,
+                "added": 1,
+                "blank": 1,
+                "duplicate_in_file": 2,
+                "already_in_pool": 0,
+                "free": 1,
+            },
+            "pool_name": "<b>kopi</b>",
+        },
+        {"program_title": "P", "pools": [], "imported": None, "pool_name": ""},
     ],
     "discord_rewards_policy": [{"program_title": "P", "step": s} for s in ("note", "on", "off")],
     "discord_rewards": [
@@ -868,6 +889,7 @@ LABEL_ARGS: dict[str, list[dict[str, Any]]] = {
     "approve_grant": [{"id": 7}],
     "reject_grant": [{"id": 7}],
     "fulfilled_grant": [{"id": 7}],
+    "answer_form": [{"title": "T-shirt"}],
     **BOARD_LABELS,
 }
 # Labels that are the same in every language (brand names, a title).

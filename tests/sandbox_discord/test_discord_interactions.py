@@ -1,9 +1,11 @@
 """Slash commands through the real app_commands tree: sync, invoke, respond, defer, follow
-up, the 3-second deadline, the 15-minute token, attachments and modals."""
+up, the 3-second deadline, the 15-minute token, attachments and modals (checked as a client
+checks them), and buttons on ephemeral answers and DMs reaching dynamic items."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 
 import aiohttp
 import discord
@@ -12,6 +14,7 @@ from discord import app_commands
 
 from sandbox.clock import FakeClock
 from sandbox.discord import Attachment, DiscordSandboxServer, DiscordWorld
+from sandbox.errors import ScriptError
 from tests.sandbox_discord.conftest import Cast, RecordingBot, StartBot
 
 
@@ -22,6 +25,36 @@ class Feedback(discord.ui.Modal, title="Feedback"):
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         await interaction.response.send_message(f"thanks: {self.text.value}", ephemeral=True)
+
+
+class Pager(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"pg:(?P<n>\d+)"):
+    def __init__(self, page: int, *, disabled: bool = False) -> None:
+        super().__init__(
+            discord.ui.Button(label=f"page {page}", custom_id=f"pg:{page}", disabled=disabled)
+        )
+        self.page = page
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction,
+        item: discord.ui.Button[discord.ui.View],
+        match: re.Match[str],
+        /,
+    ) -> Pager:
+        return cls(int(match["n"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        view = discord.ui.View(timeout=None)
+        view.add_item(Pager(self.page + 1))
+        await interaction.response.edit_message(content=f"page {self.page}", view=view)
+
+
+def pager_view() -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(Pager(1))
+    view.add_item(Pager(0, disabled=True))
+    return view
 
 
 class CommandBot(RecordingBot):
@@ -61,6 +94,10 @@ class CommandBot(RecordingBot):
             codes = (await file.read()).decode().split()
             await interaction.response.send_message(f"{len(codes)} codes from {file.filename}")
 
+        @tree.command(name="pages", description="An ephemeral answer with buttons")
+        async def pages(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("page 0", ephemeral=True, view=pager_view())
+
         @tree.command(name="feedback", description="Tell us")
         async def feedback(interaction: discord.Interaction) -> None:
             await interaction.response.send_modal(Feedback())
@@ -85,12 +122,12 @@ async def bot(start_bot: StartBot) -> CommandBot:
 
 async def test_sync_registers_commands(world: DiscordWorld, cast: Cast, bot: CommandBot) -> None:
     names = sorted(c.name for c in cast.app.commands.values())
-    assert names == ["coupons", "feedback", "invite", "keep", "late", "stats"]
+    assert names == ["coupons", "feedback", "invite", "keep", "late", "pages", "stats"]
     fetched = await bot.tree.fetch_commands()
     assert sorted(c.name for c in fetched) == names
     bot.tree.copy_global_to(guild=discord.Object(cast.guild.id))
     synced = await bot.tree.sync(guild=discord.Object(cast.guild.id))
-    assert all(c.guild_id == cast.guild.id for c in synced) and len(synced) == 6
+    assert all(c.guild_id == cast.guild.id for c in synced) and len(synced) == 7
 
 
 async def test_ephemeral_response_to_a_slash_command(
@@ -205,3 +242,55 @@ async def test_buttons_update_or_defer_their_message(
     quiet = world.press_button(cast.alice, posted, "board:quiet")
     await world.wait_for_response(quiet)
     assert quiet.responses[0].type == 6
+
+
+async def test_an_attachment_announces_its_size_and_each_download_is_seen(
+    world: DiscordWorld, cast: Cast, bot: CommandBot
+) -> None:
+    upload = Attachment("codes.txt", content=b"A1\nB2\n")
+    record = world.invoke_slash(cast.owner, cast.channel, "coupons", {"file": upload})
+    await world.wait_for_messages_of(record, 1)
+    resolved = record.payload["data"]["resolved"]["attachments"][str(upload.id)]
+    assert resolved["size"] == 6
+    assert world.downloads == [upload.id]
+    told = Attachment("big.txt", size=9_000_000, content=b"A1\n")  # what Discord said
+    assert told.to_json("http://x")["size"] == 9_000_000
+
+
+async def test_a_modal_is_sent_only_as_a_client_would_send_it(
+    world: DiscordWorld, cast: Cast, bot: CommandBot
+) -> None:
+    shown = world.invoke_slash(cast.alice, cast.channel, "feedback")
+    await world.wait_for_response(shown)
+    with pytest.raises(ScriptError, match="required"):
+        world.submit_modal(cast.alice, shown, {"feedback_text": ""})
+    assert shown.modal is not None
+    field = shown.modal["components"][0]["components"][0]
+    field["max_length"] = 5
+    with pytest.raises(ScriptError, match="at most 5"):
+        world.submit_modal(cast.alice, shown, {"feedback_text": "too long"})
+    field["min_length"] = 3
+    with pytest.raises(ScriptError, match="at least 3"):
+        world.submit_modal(cast.alice, shown, {"feedback_text": "ab"})
+
+
+async def test_buttons_of_ephemeral_answers_and_dms_reach_dynamic_items(
+    world: DiscordWorld, cast: Cast, bot: CommandBot
+) -> None:
+    bot.add_dynamic_items(Pager)
+    shown = world.invoke_slash(cast.alice, cast.channel, "pages")
+    [private] = await world.wait_for_messages_of(shown, 1)
+    assert private.ephemeral
+    with pytest.raises(ScriptError, match="disabled"):
+        world.press_button(cast.alice, private, "pg:0")
+    pressed = world.press_button(cast.alice, private, "pg:1")
+    await world.wait_for_response(pressed)
+    assert pressed.responses[0].type == 7 and private.content == "page 1"
+    assert [c["custom_id"] for c in private.components[0]["components"]] == ["pg:2"]
+    assert private.ephemeral
+    dm = await (await bot.fetch_user(cast.alice.id)).send("in a DM", view=pager_view())
+    [sent] = world.dms(cast.alice)
+    assert sent.id == dm.id
+    pressed = world.press_button(cast.alice, sent, "pg:1")
+    await world.wait_for_response(pressed)
+    assert pressed.responses[0].type == 7 and sent.content == "page 1"

@@ -12,6 +12,7 @@ from discord.ext import commands
 
 from bots import views
 from bots.discord.app import PLATFORM, ReferralBot
+from bots.discord.cogs.codes import pool_named
 from bots.discord.common import answer, defer, error, manager_program
 from delivery.outbox import Priority, message
 from referrals.locale import pick_locale
@@ -267,6 +268,8 @@ class ManageCog(commands.Cog):
         title="What the reward is called",
         text="The message a reader gets",
         role="A role to give",
+        pool="A coupon code from this pool (/codes add fills it)",
+        question="Sent by hand: what the reader answers first (an address, a size)",
     )
     async def milestone_add(
         self,
@@ -275,8 +278,11 @@ class ManageCog(commands.Cog):
         title: str,
         text: str | None = None,
         role: discord.Role | None = None,
+        pool: str | None = None,
+        question: str | None = None,
     ) -> None:
-        """Add a milestone: a message, or a role (the bot's role must be above it)."""
+        """Add a milestone: a message, a role (the bot's role must be above it), a coupon
+        code from a pool, or a reward sent by hand after the reader answers a question."""
         program = await manager_program(self.bot, interaction)
         if program is None:
             return
@@ -287,7 +293,18 @@ class ManageCog(commands.Cog):
         guild = interaction.guild
         assert guild is not None
         values: dict[str, Any] = {"count": count, "title": title}
-        if role is not None:
+        if sum(choice is not None for choice in (role, pool, question)) > 1:
+            await error(self.bot, interaction, "one_reward")
+            return
+        if pool is not None:
+            found = pool_named(await self.bot.rewards.pools(program.id), pool)
+            if found is None:
+                await error(self.bot, interaction, "pool_not_found", key=clean_name(pool, 64))
+                return
+            values.update(reward_kind=RewardKind.COUPON, pool_id=found.id, message=text)
+        elif question is not None:
+            values.update(reward_kind=RewardKind.MANUAL, question=question, message=text)
+        elif role is not None:
             problem = self.bot.port.role_problem(guild, role.id)
             if problem is not None:
                 await error(

@@ -1,4 +1,5 @@
-"""/rewards: what a reader earned, what waits for them, and their roles given again."""
+"""/rewards: what a reader earned, what waits for them, and their roles given again; an
+"Answer" button for each reward sent by hand that waits for the reader's answer."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from discord.ext import commands
 
 from bots import views
 from bots.discord.app import ReferralBot
+from bots.discord.cogs.fulfil import answer_buttons
 from bots.discord.common import answer, defer, locale_of, program_here
+from rewards.models import GrantState
 
 
 class RewardsCog(commands.Cog):
@@ -38,7 +41,9 @@ class RewardsCog(commands.Cog):
             unreachable=unreachable,
         )
         self.bot.outbox.wake()
-        await answer(self.bot, interaction, "discord_rewards", view)
+        waiting = [g.id for g in grants if g.state == GrantState.AWAITING_ANSWER]
+        buttons = answer_buttons(self.bot, locale_of(interaction), waiting)
+        await answer(self.bot, interaction, "discord_rewards", view, buttons=buttons)
 
 
 async def setup(bot: commands.Bot) -> None:
