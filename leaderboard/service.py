@@ -656,15 +656,7 @@ class BoardService:
         ``prize_id``: the program's prize rule its winners get (:class:`BadSeasonPrize`
         if it is not one)."""
         program = await self._managed(program_id, actor_id)
-        title = clean_name(name, MAX_SEASON_NAME)
-        if not title:
-            raise BadBoardSetting("a season needs a name", key="season_name")
-        if ends_at <= starts_at:
-            raise BadBoardSetting("a season ends after it starts", key="season_dates")
-        if mode not in ("top", "draw"):
-            raise BadBoardSetting("mode is top or draw", key="season_mode")
-        if not 1 <= winners <= MAX_WINNERS or min_referrals < 1:
-            raise BadBoardSetting("1-100 winners, at least 1 referral", key="season_winners")
+        title = checked_season(name, starts_at, ends_at, mode, winners, min_referrals)
         now = self._now()
         seed = draws.new_seed() if mode == "draw" else None
         async with self._db.write() as conn:
@@ -709,6 +701,23 @@ class BoardService:
                 ],
             )
         return season
+
+    async def check_season(
+        self,
+        program_id: int,
+        actor_id: int | None,
+        name: str,
+        starts_at: datetime,
+        ends_at: datetime,
+        *,
+        mode: str = "top",
+        winners: int = 3,
+        min_referrals: int = 1,
+    ) -> None:
+        """Refuse what :meth:`create_season` would refuse, saving nothing (a guided setup
+        checks the season before asking for its prize)."""
+        await self._managed(program_id, actor_id)
+        checked_season(name, starts_at, ends_at, mode, winners, min_referrals)
 
     async def season(self, season_id: int) -> Season:
         """One season (:class:`SeasonNotFound` if there is none)."""
@@ -895,6 +904,22 @@ class BoardService:
         return dict(json.loads(row["results"]))
 
 
+def checked_season(
+    name: str, starts_at: datetime, ends_at: datetime, mode: str, winners: int, least: int
+) -> str:
+    """The season's cleaned name, or :class:`BadBoardSetting` saying what cannot be used."""
+    title = clean_name(name, MAX_SEASON_NAME)
+    if not title:
+        raise BadBoardSetting("a season needs a name", key="season_name")
+    if ends_at <= starts_at:
+        raise BadBoardSetting("a season ends after it starts", key="season_dates")
+    if mode not in ("top", "draw"):
+        raise BadBoardSetting("mode is top or draw", key="season_mode")
+    if not 1 <= winners <= MAX_WINNERS or least < 1:
+        raise BadBoardSetting("1-100 winners, at least 1 referral", key="season_winners")
+    return title
+
+
 async def _prize_rule(conn: Any, program: Program, ref: int | str) -> Mapping[Any, Any]:
     """The program's live prize rule ``ref``: its id (``5``, ``#5``) or its title."""
     text = str(ref).strip()
@@ -964,6 +989,7 @@ def public_results(results: Mapping[Any, Any]) -> dict[str, Any]:
                 "number": w["number"],
                 "count": w["count"],
                 "ticket": w.get("ticket"),
+                "claim": False,  # a winner the bot cannot message (when there is a prize)
             }
             for w in results["winners"]
         ],
