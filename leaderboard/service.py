@@ -833,7 +833,8 @@ class BoardService:
             if season.prize_id is not None and results["winners"]:
                 await self._mark_claims(conn, program, context["results"]["winners"], results)
                 context["claim_until"] = _iso(now + PRIZE_CLAIM_WINDOW)
-                port = self._engine.port(program.platform)
+                # no adapter running here (yet): the results go out without the button
+                port = self._engine.ports.get(program.platform)
                 if isinstance(port, DeepLinks):
                     url = port.deep_link(claim_payload(season_id))
                     buttons.append([Button("claim_prize", url=url)])
