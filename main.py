@@ -311,6 +311,7 @@ class Application:
             "board_slots_skipped": posted.skipped,
             "seasons_closed": posted.seasons_closed,
             "prizes_granted": posted.prizes,
+            "prizes_expired": posted.prizes_expired,
         }
 
     async def _settle_join_requests(self) -> JobReport:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from leaderboard.models import BadBoardSetting, Board, BoardSettings, Season
+from leaderboard.models import BadBoardSetting, BadSeasonPrize, Board, BoardSettings, Season
 from referrals.models import (
     Counts,
     EngineError,
@@ -37,6 +37,7 @@ from rewards.models import (
     Milestone,
     PoolStock,
     Preview,
+    PrizeClaim,
     Progress,
 )
 
@@ -229,6 +230,8 @@ def program_totals(
         "codes_left": report.get("codes_left", 0),
         "cost": _money(report.get("cost_cents") or None),
         "cost_per_referral": _money(report.get("cost_per_referral_cents")),
+        "prizes_to_claim": report.get("prizes_to_claim", 0),
+        "prizes_unclaimed": report.get("prizes_unclaimed", 0),
         "currency": program.currency or "",
     }
 
@@ -323,6 +326,7 @@ def _rule(milestone: Milestone) -> View:
         "id": milestone.id,
         "role": milestone.role,
         "is_friend": milestone.role == "friend",
+        "is_prize": milestone.role == "prize",
         "count": milestone.count,
         "step": milestone.step,
         "title": milestone.title,
@@ -493,6 +497,8 @@ def engine_error(exc: EngineError) -> View:
         )
     if isinstance(exc, BadBoardSetting):
         return error(exc.code, message=str(exc))
+    if isinstance(exc, BadSeasonPrize):
+        return error(exc.code, problem=exc.problem, message=str(exc.details.get("ref") or ""))
     if isinstance(exc, BadMilestone | BadCouponFile):
         detail = exc.details
         return error(
@@ -596,11 +602,9 @@ def board_settings(program: Program, settings: BoardSettings, *, saved: bool = F
     }
 
 
-def season_created(program: Program, season: Season) -> View:
-    """``/season``: the contest as saved (a draw's commitment is posted to the chat)."""
+def _season(season: Season) -> View:
     return {
-        "program_title": program.title,
-        "timezone": program.timezone,
+        "season_id": season.id,
         "name": season.name,
         "starts_at": _iso(season.starts_at),
         "ends_at": _iso(season.ends_at),
@@ -608,6 +612,52 @@ def season_created(program: Program, season: Season) -> View:
         "winners": season.winners,
         "min_referrals": season.min_referrals,
         "seed_hash": season.seed_hash,
+        "prize": season.prize_title,
+        "final": season.final_at is not None,
+    }
+
+
+def season_created(
+    program: Program, season: Season, *, prizes: bool = True, changed: bool = False
+) -> View:
+    """``/season``: the contest as saved (a draw's commitment is posted to the chat), with
+    its prize; ``prizes`` False: the program has no prize to choose yet; ``changed``: its
+    prize was just changed."""
+    return {
+        "program_title": program.title,
+        "timezone": program.timezone,
+        **_season(season),
+        "prizes": prizes,
+        "changed": changed,
+    }
+
+
+def season_list(program: Program, seasons: Sequence[Season]) -> View:
+    """``/season`` alone: the program's seasons, newest first, with their prizes."""
+    return {
+        "program_title": program.title,
+        "timezone": program.timezone,
+        "seasons": [_season(s) for s in sorted(seasons, key=lambda s: s.starts_at, reverse=True)],
+    }
+
+
+def season_prize_pick(step: str, name: str = "", prizes: Sequence[Milestone] = ()) -> View:
+    """The question which prize a season's winners get (``step`` ask), or what became of
+    it (``cancelled``, ``expired``)."""
+    return {
+        "step": step,
+        "name": name,
+        "prizes": [{"id": p.id, "title": p.title, "kind": p.reward_kind} for p in prizes],
+    }
+
+
+def prize_claim(claim: PrizeClaim, claim_days: int) -> View:
+    """What pressing a season's claim button did, for the person who pressed it."""
+    return {
+        "outcome": str(claim.outcome),
+        "title": claim.title,
+        "place": claim.place,
+        "claim_days": claim_days,
     }
 
 

@@ -28,6 +28,23 @@ class BadBoardSetting(BoardError):
     code = "board_setting"
 
 
+class SeasonNotFound(BoardError):
+    code = "season_not_found"
+
+
+class BadSeasonPrize(BoardError):
+    """A season's prize cannot be chosen; ``problem`` says why in a word templates
+    translate: ``unknown`` (no such prize), ``other_program`` (a prize of another
+    program), ``not_prize`` (a milestone, not a prize), ``paused``, ``ambiguous`` (two
+    prizes of that title: use the id), ``final`` (the season's results are final)."""
+
+    code = "season_prize"
+
+    def __init__(self, problem: str, message: str, **details: object) -> None:
+        super().__init__(message, problem=problem, **details)
+        self.problem = problem
+
+
 @dataclass(frozen=True, slots=True)
 class BoardSettings:
     program_id: int
@@ -73,6 +90,7 @@ class Season:
     seed_hash: str | None
     seed: str | None  # published with the draw only
     final_at: datetime | None
+    prize_title: str | None = None  # the prize rule's title, when the season has one
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,4 +124,5 @@ class PostReport:
     skipped: int = 0
     seasons_closed: int = 0
     prizes: int = 0
+    prizes_expired: int = 0  # prizes not claimed within the claim window
     details: list[str] = field(default_factory=list)

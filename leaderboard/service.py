@@ -17,9 +17,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
+from delivery.actions import Button, Post, buttons_of
 from delivery.outbox import Priority, message
 from delivery.port import AdminResult, Destination, PostRights
 from leaderboard import draw as draws
@@ -27,6 +28,7 @@ from leaderboard import periods
 from leaderboard.models import (
     MAX_PUBLIC_NAME,
     BadBoardSetting,
+    BadSeasonPrize,
     Board,
     BoardEntry,
     BoardSettings,
@@ -34,6 +36,7 @@ from leaderboard.models import (
     NoSeason,
     PostReport,
     Season,
+    SeasonNotFound,
     Standing,
     UnknownPeriod,
 )
@@ -46,7 +49,9 @@ from storage import boards as db
 from storage import counts as db_counts
 from storage import jobs as db_jobs
 from storage import outbox as db_outbox
+from storage import people as db_people
 from storage import programs as db_programs
+from storage import rewards as db_rewards
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +60,22 @@ PER_PAGE = 10
 RECENT = timedelta(hours=2)
 MAX_SEASON_NAME = 48
 MAX_WINNERS = 100
+# How long a winner the bot cannot message may claim their prize after the results are
+# posted; unclaimed after it, the prize counts as unreachable.
+PRIZE_CLAIM_WINDOW = timedelta(days=7)
+
+
+def claim_payload(season_id: int) -> str:
+    """The deep-link payload of a season's claim button (``/start claim_<season>``)."""
+    return f"claim_{season_id}"
+
+
+@runtime_checkable
+class DeepLinks(Protocol):
+    """A platform whose bot has deep links (Telegram's ``t.me/<bot>?start=…``): a claim
+    button opens the bot, which lets the bot message the person who pressed it."""
+
+    def deep_link(self, payload: str) -> str: ...
 
 
 def settings_from_row(program_id: int, row: Mapping[Any, Any] | None) -> BoardSettings:
@@ -72,7 +93,7 @@ def settings_from_row(program_id: int, row: Mapping[Any, Any] | None) -> BoardSe
     )
 
 
-def season_from_row(row: Mapping[Any, Any]) -> Season:
+def season_from_row(row: Mapping[Any, Any], prize_title: str | None = None) -> Season:
     return Season(
         id=row["id"],
         program_id=row["program_id"],
@@ -86,7 +107,20 @@ def season_from_row(row: Mapping[Any, Any]) -> Season:
         seed_hash=row["seed_hash"],
         seed=row["seed"] if row["final_at"] is not None else None,
         final_at=row["final_at"],
+        prize_title=prize_title if row["prize_id"] is not None else None,
     )
+
+
+async def _prize_titles(conn: Any, rows: Sequence[Mapping[Any, Any]]) -> dict[int, str]:
+    """The titles of the prize rules these seasons give."""
+    ids = {row["prize_id"] for row in rows if row["prize_id"] is not None}
+    found = await db_rewards.milestones_by_ids(conn, ids)
+    return {rule_id: str(rule["title"]) for rule_id, rule in found.items()}
+
+
+async def _seasons_with_titles(conn: Any, rows: Sequence[Mapping[Any, Any]]) -> list[Season]:
+    titles = await _prize_titles(conn, rows)
+    return [season_from_row(row, titles.get(row["prize_id"])) for row in rows]
 
 
 def standing_of(me: Mapping[str, Any]) -> Standing:
@@ -301,8 +335,9 @@ class BoardService:
         return settings_from_row(program_id, rows.get(program_id))
 
     async def seasons(self, program_id: int) -> list[Season]:
+        """The program's seasons, first starting first (with their prizes' titles)."""
         async with self._db.read() as conn:
-            return [season_from_row(row) for row in await db.seasons_of(conn, [program_id])]
+            return await _seasons_with_titles(conn, await db.seasons_of(conn, [program_id]))
 
     async def current_season(self, program_id: int) -> Season | None:
         """The running season, else the one that ended last, else the next one."""
@@ -619,20 +654,15 @@ class BoardService:
     ) -> Season:
         """A named contest period [starts_at, ends_at). ``mode`` "top": the top ``winners``
         win; "draw": a draw of ``winners`` among readers with at least ``min_referrals``,
-        one ticket per confirmed referral, committed now by posting the seed's SHA-256."""
+        one ticket per confirmed referral, committed now by posting the seed's SHA-256.
+        ``prize_id``: the program's prize rule its winners get (:class:`BadSeasonPrize`
+        if it is not one)."""
         program = await self._managed(program_id, actor_id)
-        title = clean_name(name, MAX_SEASON_NAME)
-        if not title:
-            raise BadBoardSetting("a season needs a name", key="season_name")
-        if ends_at <= starts_at:
-            raise BadBoardSetting("a season ends after it starts", key="season_dates")
-        if mode not in ("top", "draw"):
-            raise BadBoardSetting("mode is top or draw", key="season_mode")
-        if not 1 <= winners <= MAX_WINNERS or min_referrals < 1:
-            raise BadBoardSetting("1-100 winners, at least 1 referral", key="season_winners")
+        title = checked_season(name, starts_at, ends_at, mode, winners, min_referrals)
         now = self._now()
         seed = draws.new_seed() if mode == "draw" else None
         async with self._db.write() as conn:
+            prize = await _prize_rule(conn, program, prize_id) if prize_id is not None else None
             season_id = await db.insert_season(
                 conn,
                 {
@@ -652,7 +682,7 @@ class BoardService:
             )
             row = await db.season_by_id(conn, season_id)
             assert row is not None
-            season = season_from_row(row)
+            season = season_from_row(row, prize["title"] if prize else None)
             # Referrals that joined inside the season before it was created count too.
             await self._backfill_season(conn, program, season)
             await db_outbox.enqueue(
@@ -672,6 +702,68 @@ class BoardService:
                     )
                 ],
             )
+        return season
+
+    async def check_season(
+        self,
+        program_id: int,
+        actor_id: int | None,
+        name: str,
+        starts_at: datetime,
+        ends_at: datetime,
+        *,
+        mode: str = "top",
+        winners: int = 3,
+        min_referrals: int = 1,
+    ) -> None:
+        """Refuse what :meth:`create_season` would refuse, saving nothing (a guided setup
+        checks the season before asking for its prize)."""
+        await self._managed(program_id, actor_id)
+        checked_season(name, starts_at, ends_at, mode, winners, min_referrals)
+
+    async def season(self, season_id: int) -> Season:
+        """One season (:class:`SeasonNotFound` if there is none)."""
+        async with self._db.read() as conn:
+            row = await db.season_by_id(conn, season_id)
+            if row is None:
+                raise SeasonNotFound(f"season {season_id} does not exist")
+            return (await _seasons_with_titles(conn, [row]))[0]
+
+    async def set_season_prize(
+        self, season_id: int, actor_id: int | None, prize: int | str | None
+    ) -> Season:
+        """Choose what the season's winners get: a prize rule of the program by its id or
+        title (None: no prize), until the season's results are final. The program's chat is
+        told the new prize."""
+        current = await self.season(season_id)
+        program = await self._managed(current.program_id, actor_id)
+        now = self._now()
+        async with self._db.write() as conn:
+            rule = await _prize_rule(conn, program, prize) if prize is not None else None
+            rule_id = int(rule["id"]) if rule is not None else None
+            if not await db.set_season_prize(conn, season_id, rule_id):
+                raise BadSeasonPrize("final", "the season's results are final")
+            row = await db.season_by_id(conn, season_id)
+            assert row is not None
+            season = season_from_row(row, rule["title"] if rule is not None else None)
+            if rule_id != current.prize_id:
+                await db_outbox.enqueue(
+                    conn,
+                    [
+                        message(
+                            program.platform,
+                            "chat",
+                            program.destination_id,
+                            "season_prize",
+                            season_context(season, program.timezone),
+                            priority=Priority.BULK,
+                            now=now,
+                            program_id=program.id,
+                            locale=program.locale,
+                            key=f"season:{season_id}:prize:{rule_id or 0}:{now.isoformat()}",
+                        )
+                    ],
+                )
         return season
 
     async def _backfill_season(self, conn: Any, program: Program, season: Season) -> None:
@@ -709,6 +801,9 @@ class BoardService:
                 if await self._finalise(program, row["id"], now):
                     report.seasons_closed += 1
             report.prizes += await self._grant_prizes(row["id"])
+        if self._rewards is not None:
+            # winners who did not claim their prize within the window: unreachable
+            report.prizes_expired += await self._rewards.expire_prize_claims()
         return report
 
     async def _finalise(self, program: Program, season_id: int, now: datetime) -> bool:
@@ -732,9 +827,19 @@ class BoardService:
             await db.update_season(
                 conn, season_id, {"final_at": now, "results": json.dumps(results)}
             )
-            season = season_from_row({**row, "final_at": now})
+            titles = await _prize_titles(conn, [row])
+            season = season_from_row({**row, "final_at": now}, titles.get(row["prize_id"]))
             context = season_context(season, program.timezone)
             context["results"] = public_results(results)
+            buttons: list[list[Button]] = []
+            if season.prize_id is not None and results["winners"]:
+                await self._mark_claims(conn, program, context["results"]["winners"], results)
+                context["claim_until"] = _iso(now + PRIZE_CLAIM_WINDOW)
+                # no adapter running here (yet): the results go out without the button
+                port = self._engine.ports.get(program.platform)
+                if isinstance(port, DeepLinks):
+                    url = port.deep_link(claim_payload(season_id))
+                    buttons.append([Button("claim_prize", url=url)])
             await db_outbox.enqueue(
                 conn,
                 [
@@ -748,11 +853,29 @@ class BoardService:
                         now=now,
                         program_id=program.id,
                         locale=program.locale,
+                        payload=Post(buttons_of(buttons)) if buttons else None,
                         key=f"season:{season_id}:final",
                     )
                 ],
             )
         return True
+
+    @staticmethod
+    async def _mark_claims(
+        conn: Any,
+        program: Program,
+        shown: Sequence[dict[str, Any]],
+        results: Mapping[str, Any],
+    ) -> None:
+        """Flag the announced winners the bot cannot message (they never opened it, or
+        blocked it): they claim their prize with the announcement's button."""
+        readers = [w["reader_id"] for w in results["winners"]]
+        found = await db_people.people_by_keys(conn, [(program.platform, r) for r in readers])
+        for winner, reader in zip(shown, readers, strict=True):
+            person = found.get((program.platform, reader))
+            winner["claim"] = (
+                person is None or person["started_at"] is None or person["blocked_at"] is not None
+            )
 
     async def _grant_prizes(self, season_id: int) -> int:
         async with self._db.read() as conn:
@@ -764,7 +887,11 @@ class BoardService:
         results = json.loads(row["results"] or "{}")
         winners = [(w["reader_id"], w["place"]) for w in results.get("winners", [])]
         granted = await self._rewards.grant_prizes(
-            row["program_id"], row["prize_id"], season_id, winners
+            row["program_id"],
+            row["prize_id"],
+            season_id,
+            winners,
+            claim_until=row["final_at"] + PRIZE_CLAIM_WINDOW,
         )
         async with self._db.write() as conn:
             await db.update_season(conn, season_id, {"prizes_granted_at": self._now()})
@@ -778,6 +905,52 @@ class BoardService:
         if row is None or row["results"] is None:
             return None
         return dict(json.loads(row["results"]))
+
+
+def checked_season(
+    name: str, starts_at: datetime, ends_at: datetime, mode: str, winners: int, least: int
+) -> str:
+    """The season's cleaned name, or :class:`BadBoardSetting` saying what cannot be used."""
+    title = clean_name(name, MAX_SEASON_NAME)
+    if not title:
+        raise BadBoardSetting("a season needs a name", key="season_name")
+    if ends_at <= starts_at:
+        raise BadBoardSetting("a season ends after it starts", key="season_dates")
+    if mode not in ("top", "draw"):
+        raise BadBoardSetting("mode is top or draw", key="season_mode")
+    if not 1 <= winners <= MAX_WINNERS or least < 1:
+        raise BadBoardSetting("1-100 winners, at least 1 referral", key="season_winners")
+    return title
+
+
+async def _prize_rule(conn: Any, program: Program, ref: int | str) -> Mapping[Any, Any]:
+    """The program's live prize rule ``ref``: its id (``5``, ``#5``) or its title."""
+    text = str(ref).strip()
+    number = text.removeprefix("#")
+    if isinstance(ref, int) or number.isdigit():
+        rule_id = int(number)
+        row = await db_rewards.milestone_by_id(conn, rule_id)
+        if row is None or row["removed_at"] is not None:
+            raise BadSeasonPrize("unknown", f"there is no prize {rule_id}", ref=text)
+        if row["program_id"] != program.id:
+            raise BadSeasonPrize("other_program", "that prize is another program's", ref=text)
+        if row["role"] != "prize":
+            raise BadSeasonPrize("not_prize", "that rule is a milestone, not a prize", ref=text)
+    else:
+        wanted = clean_name(text, 128).casefold()
+        rows = [
+            r
+            for r in await db_rewards.milestones_of(conn, [program.id])
+            if r["role"] == "prize" and str(r["title"]).casefold() == wanted
+        ]
+        if not rows:
+            raise BadSeasonPrize("unknown", "there is no prize of that title", ref=text)
+        if len(rows) > 1:
+            raise BadSeasonPrize("ambiguous", "several prizes have that title", ref=text)
+        row = rows[0]
+    if row["paused"]:
+        raise BadSeasonPrize("paused", "that prize is paused", ref=text)
+    return row
 
 
 def season_results(
@@ -819,6 +992,7 @@ def public_results(results: Mapping[Any, Any]) -> dict[str, Any]:
                 "number": w["number"],
                 "count": w["count"],
                 "ticket": w.get("ticket"),
+                "claim": False,  # a winner the bot cannot message (when there is a prize)
             }
             for w in results["winners"]
         ],
@@ -846,6 +1020,8 @@ def season_context(season: Season, timezone: str) -> dict[str, Any]:
         "seed_hash": season.seed_hash,
         "final": season.final_at is not None,
         "timezone": timezone,
+        "prize": season.prize_title,
+        "claim_days": PRIZE_CLAIM_WINDOW.days,
     }
 
 

@@ -63,7 +63,7 @@ DECIDABLE = frozenset({GrantState.AWAITING_APPROVAL, GrantState.BELOW_RUNG})
 class Milestone:
     id: int
     program_id: int
-    role: str  # "milestone" | "friend"
+    role: str  # "milestone" | "friend" | "prize" (a season's prize)
     count: int | None
     step: int | None
     title: str
@@ -186,6 +186,25 @@ class DeliverReport:
     links_minted: int = 0
     links_revoked: int = 0
     failures: list[str] = field(default_factory=list)
+
+
+class ClaimOutcome(enum.StrEnum):
+    """What pressing a season's "Claim my prize" button did."""
+
+    CLAIMED = "claimed"  # it waited for them: it is sent now
+    ALREADY = "already"  # sent, or on its way, already (a second press changes nothing)
+    PENDING = "pending"  # a manager approves it first, or new codes must arrive
+    REJECTED = "rejected"  # a manager turned it down
+    EXPIRED = "expired"  # not claimed within the claim window: it counts as unreachable
+    NOT_WINNER = "not_winner"  # the season has prizes, but none of them is theirs
+    NO_PRIZE = "no_prize"  # no such season, or it granted no prizes (yet)
+
+
+@dataclass(frozen=True, slots=True)
+class PrizeClaim:
+    outcome: ClaimOutcome
+    title: str | None = None  # the prize, when it is theirs
+    place: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,7 @@ from rewards.models import (
     BadMilestone,
     CapPeriod,
     ClaimDecision,
+    ClaimOutcome,
     DeliverReport,
     EvaluateReport,
     Grant,
@@ -62,10 +63,12 @@ from rewards.models import (
     NotDecidable,
     PoolStock,
     Preview,
+    PrizeClaim,
     Progress,
     RewardKind,
 )
 from rewards.templates import check_template, render_template
+from storage import boards as db_boards
 from storage import counts as db_counts
 from storage import events as db_events
 from storage import outbox as db_outbox
@@ -86,6 +89,14 @@ FLOW_LIFE = timedelta(hours=24)
 LOW_STOCK_CODES = 25
 LOW_STOCK_SHARE = 0.10
 KEY_PREFIX = "grant:"
+# Why a season prize counts as unreachable (on the grant, for managers and exports).
+CLAIM_EXPIRED = "claim_expired: not claimed within the claim window"
+# A prize claim that is no longer open (a second press, a prize on its way or sent).
+ALREADY_STATES = frozenset({GrantState.UNLOCKED, GrantState.DELIVERING, *RECEIVED})
+PENDING_STATES = frozenset(
+    {GrantState.AWAITING_APPROVAL, GrantState.WAITING_STOCK, GrantState.BELOW_RUNG}
+)
+WAITING = (GrantState.UNDELIVERABLE, GrantState.UNCLAIMED)
 
 
 def milestone_from_row(row: Mapping[Any, Any]) -> Milestone:
@@ -547,12 +558,15 @@ class RewardService:
         rule_id: int,
         season_id: int,
         winners: Sequence[tuple[int, int]],
+        *,
+        claim_until: datetime | None = None,
     ) -> list[int]:
         """Grant a season's prize (the rule ``rule_id``, role ``prize``) to its winners:
         (reader, place) pairs. Unique per (program, reader, "prize", season, place), so
         closing a season twice grants nothing twice. Returns the new grants' ids; they
-        are delivered like any other (a winner who never opened the bot: ``undeliverable``
-        until they do)."""
+        are delivered like any other. A winner the bot cannot message gets theirs when they
+        open the bot (the announcement's claim button) before ``claim_until``; after it,
+        :meth:`expire_prize_claims` marks it unreachable."""
         now = self._now()
         program = await self._program(program_id)
         async with self._db.write() as conn:
@@ -564,8 +578,132 @@ class RewardService:
             for reader, place in winners:
                 grant = self._grant_row(program, rule, reader, place, set(), now)
                 grant["source_id"] = season_id
+                grant["claim_expires_at"] = claim_until
                 rows.append(grant)
             return await db.insert_grants(conn, rows)
+
+    async def prizes(self, program_id: int) -> list[Milestone]:
+        """The program's live prize rules (what a season's winners may get), oldest first."""
+        return sorted(
+            (m for m in await self.milestones(program_id) if m.role == "prize" and not m.paused),
+            key=lambda m: m.id,
+        )
+
+    async def claim_prize(self, platform: str, user_id: int, season_id: int) -> PrizeClaim:
+        """The person pressed a season's claim button (which opened the bot): their prize
+        that waited for them is sent now, once. Anyone else, a second press, or a claim after
+        the window changes nothing and gets an answer that says why."""
+        now = self._now()
+        async with self._db.write() as conn:
+            row = await db.prize_grant(conn, platform, season_id, user_id)
+            if row is None:
+                found = await db.has_prize_grants(conn, platform, season_id)
+                return PrizeClaim(ClaimOutcome.NOT_WINNER if found else ClaimOutcome.NO_PRIZE)
+            title, place = row["title"], row["occurrence"]
+            state = row["state"]
+            expires = row["claim_expires_at"]
+            open_ = expires is None or expires > now
+            if state == GrantState.UNREACHABLE or (state in WAITING and not open_):
+                return PrizeClaim(ClaimOutcome.EXPIRED, title, place)
+            if state in WAITING:
+                changed = await db.set_grants(
+                    conn,
+                    [row["id"]],
+                    {"state": GrantState.UNLOCKED, "next_attempt_at": None, "updated_at": now},
+                    expect=list(WAITING),
+                )
+                if changed:
+                    await _event(
+                        conn,
+                        program_id=row["program_id"],
+                        user_id=user_id,
+                        actor_id=user_id,
+                        kind="prize_claimed",
+                        at=now,
+                        data={"grant_id": row["id"], "season_id": season_id},
+                    )
+                    return PrizeClaim(ClaimOutcome.CLAIMED, title, place)
+                return PrizeClaim(ClaimOutcome.ALREADY, title, place)
+            if state in PENDING_STATES:
+                return PrizeClaim(ClaimOutcome.PENDING, title, place)
+            if state == GrantState.REJECTED:
+                return PrizeClaim(ClaimOutcome.REJECTED, title, place)
+            return PrizeClaim(ClaimOutcome.ALREADY, title, place)
+
+    async def expire_prize_claims(self, *, limit: int = 500) -> int:
+        """Season prizes still waiting for their winner past the claim window count as
+        unreachable; each program's managers are told which, in the same transaction.
+        Safe to run on several instances at once: each grant changes once. Returns how
+        many expired."""
+        now = self._now()
+        async with self._db.write() as conn:
+            rows = await db.expire_prize_claims(conn, now, CLAIM_EXPIRED, limit)
+            if not rows:
+                return 0
+            await db_events.insert_events(
+                conn,
+                [
+                    {
+                        "program_id": row["program_id"],
+                        "user_id": row["reader_id"],
+                        "actor_id": None,
+                        "kind": "prize_unclaimed",
+                        "at": now,
+                        "data": {"grant_id": row["id"], "season_id": row["source_id"]},
+                    }
+                    for row in rows
+                ],
+            )
+            await db_outbox.enqueue(conn, await self._unclaimed_notices(conn, rows, now))
+        return len(rows)
+
+    async def _unclaimed_notices(
+        self, conn: Any, rows: Sequence[Mapping[Any, Any]], now: datetime
+    ) -> list[dict[str, Any]]:
+        """One message per program and season to its managers: which prizes expired."""
+        by_season: dict[tuple[int, int], list[Mapping[Any, Any]]] = defaultdict(list)
+        for row in rows:
+            by_season[(row["program_id"], row["source_id"])].append(row)
+        program_rows = await db_programs.programs_by_ids(conn, sorted({p for p, _ in by_season}))
+        seasons = await db_boards.season_names(conn, sorted({s for _, s in by_season}))
+        notices = []
+        for (program_id, season_id), expired in sorted(by_season.items()):
+            if program_id not in program_rows:
+                continue
+            program = program_from_row(program_rows[program_id])
+            names = await db_boards.names_of(
+                conn, program_id, [r["reader_id"] for r in expired if r["reader_id"]]
+            )
+            winners = [
+                {
+                    "place": r["occurrence"],
+                    "name": names.get(r["reader_id"], ("", 0))[0] if r["reader_id"] else "",
+                    "number": names.get(r["reader_id"], ("", 0))[1] if r["reader_id"] else 0,
+                    "title": r["title"],
+                }
+                for r in sorted(expired, key=lambda r: r["occurrence"])
+            ]
+            for manager in _managers(program, None):
+                notices.append(
+                    message(
+                        program.platform,
+                        "user",
+                        manager,
+                        "season_prizes_unclaimed",
+                        {
+                            "program": program.title,
+                            "season": seasons.get(season_id, ""),
+                            "season_id": season_id,
+                            "winners": winners,
+                        },
+                        priority=Priority.NOTIFY,
+                        now=now,
+                        program_id=program.id,
+                        locale=program.locale,
+                        key=f"prizes_unclaimed:{season_id}:{manager}:{expired[0]['id']}",
+                    )
+                )
+        return notices
 
     # --- coupon pools -----------------------------------------------------------------------
 
@@ -858,8 +996,9 @@ class RewardService:
                     moved[GrantState.UNREACHABLE].append(row["id"])
                     continue
                 if row["person_started_at"] is None or row["person_blocked_at"] is not None:
-                    friend = row["source"] == "friend"
-                    moved[GrantState.UNCLAIMED if friend else GrantState.UNDELIVERABLE].append(
+                    # a friend's reward and a season's prize wait to be claimed in the bot
+                    claim = row["source"] in ("friend", "prize")
+                    moved[GrantState.UNCLAIMED if claim else GrantState.UNDELIVERABLE].append(
                         row["id"]
                     )
                     report.undeliverable += 1
@@ -976,7 +1115,9 @@ class RewardService:
         keys = sorted({(row["program_id"], row["reader_id"]) for row in rows if row["reader_id"]})
         stored = await db.progress_by_keys(conn, keys)
         live_rules = await db.milestones_of(conn, program_ids, live_only=True)
+        seasons = {row["source_id"] for row in rows if row["source"] == "prize"}
         return {
+            "seasons": await db_boards.season_names(conn, sorted(seasons)),
             "programs": programs,
             "milestones": milestones,
             "progress": {key: row["rewardable"] for key, row in stored.items()},
@@ -1043,6 +1184,11 @@ class RewardService:
                 "title": row["title"],
                 "kind": row["reward_kind"],
                 "source": row["source"],
+                # a season's prize: which season, and the place won
+                "season": context["seasons"].get(row["source_id"])
+                if row["source"] == "prize"
+                else None,
+                "place": row["occurrence"] if row["source"] == "prize" else None,
                 "code": code,
                 "access_url": row.get("access_url"),
                 "access_expires_at": (
@@ -1309,7 +1455,9 @@ class RewardService:
             row = await db.grant_by_id(conn, grant_id)
             if row is None or row["reader_id"] != reader_id:
                 raise GrantNotFound("no such reward of yours")
-            if row["state"] in (GrantState.UNDELIVERABLE, GrantState.UNCLAIMED):
+            if row["state"] in WAITING and not _claimable(row, now):
+                pass  # a season prize past its claim window: it stays where it is
+            elif row["state"] in (GrantState.UNDELIVERABLE, GrantState.UNCLAIMED):
                 await db.set_grants(
                     conn,
                     [grant_id],
@@ -1363,7 +1511,7 @@ class RewardService:
             return len(
                 await db.set_grants(
                     conn,
-                    [r["id"] for r in rows],
+                    [r["id"] for r in rows if _claimable(r, now)],
                     {"state": GrantState.UNLOCKED, "next_attempt_at": None, "updated_at": now},
                     expect=[GrantState.UNDELIVERABLE, GrantState.UNCLAIMED],
                 )
@@ -1525,6 +1673,7 @@ class RewardService:
             pools = await db.pools_of(conn, program_id)
             stock = await db.pool_stock(conn, [p["id"] for p in pools])
             totals = await db_programs.program_totals(conn, program_id)
+            prizes = await db.prize_report(conn, program_id)
         used = sum(total - free for total, free in stock.values())
         left = sum(free for _, free in stock.values())
         confirmed = int(totals.get("confirmed", 0))
@@ -1535,6 +1684,9 @@ class RewardService:
             "codes_left": left,
             "cost_cents": cost,
             "cost_per_referral_cents": (cost // confirmed) if confirmed and cost else None,
+            # season prizes: waiting for their winner to claim them, and unclaimed in time
+            "prizes_to_claim": sum(prizes.get(str(state), 0) for state in WAITING),
+            "prizes_unclaimed": prizes.get(GrantState.UNREACHABLE, 0),
         }
 
     # --- flows (guided conversations) -----------------------------------------------------
@@ -1575,6 +1727,12 @@ def next_milestone(rules: Sequence[Milestone], highest: int) -> tuple[str, int] 
 async def _event(conn: Any, **row: Any) -> None:
     """One audit event (program_id, user_id, actor_id, kind, at, data)."""
     await db_events.insert_events(conn, [row])
+
+
+def _claimable(row: Mapping[Any, Any], now: datetime) -> bool:
+    """A grant without a claim window, or a season prize whose window is still open."""
+    expires = row.get("claim_expires_at")
+    return expires is None or expires > now
 
 
 def _low_threshold(total: int) -> int:

@@ -363,6 +363,17 @@ async def seasons_of(conn: AsyncConnection, program_ids: Sequence[int]) -> list[
     return list(result.mappings())
 
 
+async def season_names(conn: AsyncConnection, season_ids: Sequence[int]) -> dict[int, str]:
+    """Seasons' names by id (what a prize message and a manager's notice say)."""
+    found: dict[int, str] = {}
+    for part in chunks(sorted(set(season_ids))):
+        result = await conn.execute(
+            select(seasons.c.id, seasons.c.name).where(seasons.c.id.in_(list(part)))
+        )
+        found.update({int(row[0]): str(row[1]) for row in result.all()})
+    return found
+
+
 async def seasons_to_close(conn: AsyncConnection, ended_before: datetime) -> list[RowMapping]:
     """Seasons that ended before ``ended_before`` and are not final yet, or final with
     prizes not granted yet."""
@@ -380,6 +391,17 @@ async def seasons_to_close(conn: AsyncConnection, ended_before: datetime) -> lis
 
 async def update_season(conn: AsyncConnection, season_id: int, values: Mapping[str, Any]) -> None:
     await conn.execute(update(seasons).where(seasons.c.id == season_id).values(**values))
+
+
+async def set_season_prize(conn: AsyncConnection, season_id: int, prize_id: int | None) -> bool:
+    """Change a season's prize while its results are not final; False once they are (the
+    update decides, so it never races the season's close)."""
+    result = await conn.execute(
+        update(seasons)
+        .where(seasons.c.id == season_id, seasons.c.final_at.is_(None))
+        .values(prize_id=prize_id)
+    )
+    return bool(result.rowcount)
 
 
 def _counted(subtract: bool) -> Any:

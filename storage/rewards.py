@@ -624,7 +624,8 @@ async def settle_deliveries(
 
 async def return_reachable(conn: AsyncConnection, now: datetime) -> int:
     """Grants that waited for their reader (undeliverable, unclaimed) go back to delivery
-    once the reader opened the bot again after the grant last changed."""
+    once the reader opened the bot again after the grant last changed (a season prize only
+    while it may still be claimed)."""
     back = (
         select(people.c.user_id)
         .join(programs, programs.c.platform == people.c.platform)
@@ -639,10 +640,99 @@ async def return_reachable(conn: AsyncConnection, now: datetime) -> int:
     )
     result = await conn.execute(
         update(grants)
-        .where(grants.c.state.in_(("undeliverable", "unclaimed")), back)
+        .where(grants.c.state.in_(WAITING_FOR_PERSON), back, claimable(now))
         .values(state="unlocked", next_attempt_at=None, updated_at=now)
     )
     return int(result.rowcount or 0)
+
+
+# --- season prizes -------------------------------------------------------------------------
+
+# A grant waiting for its person to open the bot (a season prize: to claim it).
+WAITING_FOR_PERSON = ("undeliverable", "unclaimed")
+
+
+def claimable(now: datetime) -> Any:
+    """A grant without a claim window, or one whose window is still open at ``now``."""
+    return or_(grants.c.claim_expires_at.is_(None), grants.c.claim_expires_at > now)
+
+
+async def prize_grant(
+    conn: AsyncConnection, platform: str, season_id: int, reader_id: int
+) -> dict[str, Any] | None:
+    """A reader's grant of one season's prize (a reader wins one place), if any."""
+    query = (
+        select(grants)
+        .join(programs, programs.c.id == grants.c.program_id)
+        .where(
+            programs.c.platform == platform,
+            grants.c.source == "prize",
+            grants.c.source_id == season_id,
+            grants.c.reader_id == reader_id,
+        )
+    )
+    row = (await conn.execute(query)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+async def has_prize_grants(conn: AsyncConnection, platform: str, season_id: int) -> bool:
+    """Whether a season of this platform granted prizes at all."""
+    query = (
+        select(grants.c.id)
+        .join(programs, programs.c.id == grants.c.program_id)
+        .where(
+            programs.c.platform == platform,
+            grants.c.source == "prize",
+            grants.c.source_id == season_id,
+        )
+        .limit(1)
+    )
+    return (await conn.execute(query)).first() is not None
+
+
+async def expire_prize_claims(
+    conn: AsyncConnection, now: datetime, reason: str, limit: int = 500
+) -> list[RowMapping]:
+    """Mark season prizes still waiting for their winner past their claim window as
+    unreachable (with ``reason``); returns the rows this call changed. The update itself
+    decides, so two instances never both change one grant."""
+    due = (
+        select(grants.c.id)
+        .where(
+            grants.c.state.in_(WAITING_FOR_PERSON),
+            grants.c.claim_expires_at.is_not(None),
+            grants.c.claim_expires_at <= now,
+        )
+        .order_by(grants.c.id)
+        .limit(limit)
+    )
+    ids = [int(i) for i in (await conn.execute(due)).scalars()]
+    if not ids:
+        return []
+    result = await conn.execute(
+        update(grants)
+        .where(grants.c.id.in_(ids), grants.c.state.in_(WAITING_FOR_PERSON))
+        .values(state="unreachable", delivery_error=reason, next_attempt_at=None, updated_at=now)
+        .returning(
+            grants.c.id,
+            grants.c.program_id,
+            grants.c.reader_id,
+            grants.c.source_id,
+            grants.c.occurrence,
+            grants.c.title,
+        )
+    )
+    return sorted(result.mappings(), key=lambda row: row["id"])
+
+
+async def prize_report(conn: AsyncConnection, program_id: int) -> dict[str, int]:
+    """A program's season prizes by state."""
+    query = (
+        select(grants.c.state, func.count())
+        .where(grants.c.program_id == program_id, grants.c.source == "prize")
+        .group_by(grants.c.state)
+    )
+    return {str(state): int(count) for state, count in (await conn.execute(query)).all()}
 
 
 async def grants_waiting_for_pool(conn: AsyncConnection, pool_id: int) -> list[int]:

@@ -455,7 +455,7 @@ GRANT_STATES = (
     "delivered",
     "waiting_stock",  # its pool is empty
     "undeliverable",  # the reader cannot be messaged now (blocked, never started)
-    "unclaimed",  # a friend reward waiting for the friend to open the bot
+    "unclaimed",  # a friend reward or a season prize waiting for its person to open the bot
     "below_rung",  # not delivered yet and the reader fell below its rung: a manager decides
     "awaiting_answer",  # manual fulfilment: the reader was asked
     "fulfilling",  # manual fulfilment: answered, a manager sends the prize
@@ -496,6 +496,9 @@ grants = Table(
     Column("delivered_at", UTCDateTime),
     Column("fulfilled_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
+    # A season prize: until when a winner the bot cannot message may claim it (then it
+    # counts as unreachable).
+    Column("claim_expires_at", UTCDateTime),
     Index(
         "uq_grants_source",
         "program_id",
@@ -509,6 +512,13 @@ grants = Table(
     Index("ix_grants_reader", "program_id", "reader_id"),
     Index("ix_grants_delivery", "delivery_key"),
     Index("ix_grants_access", "access_url"),
+    Index(
+        "ix_grants_claims",
+        "state",
+        "claim_expires_at",
+        sqlite_where=text("claim_expires_at IS NOT NULL"),
+        postgresql_where=text("claim_expires_at IS NOT NULL"),
+    ),
 )
 
 # Per reader: the rewardable total (counted, less referrals confirmed beyond the reward

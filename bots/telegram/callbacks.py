@@ -91,3 +91,12 @@ class BoardPage(CallbackData, prefix="lb"):
     program_id: int
     period: str
     page: int = 1
+
+
+class SeasonPrize(CallbackData, prefix="sz"):
+    """A season's prize: ``p`` pick ``prize_id`` (0: no prize), ``x`` cancel. ``season_id``
+    0 is the season being set up (its settings wait in the manager's guided flow)."""
+
+    season_id: int
+    action: str
+    prize_id: int = 0

@@ -68,6 +68,7 @@ ERROR_CODES = (
     "file_too_big",
     "board_usage",
     "season_usage",
+    "season_not_found",
 )
 
 
@@ -121,6 +122,7 @@ RULE = {
     "id": 1,
     "role": "milestone",
     "is_friend": False,
+    "is_prize": False,
     "count": 3,
     "step": None,
     "title": EVIL,
@@ -296,6 +298,8 @@ def _season(mode: str, **extra: Any) -> dict[str, Any]:
         "seed_hash": "ab" * 32 if mode == "draw" else None,
         "final": False,
         "timezone": "Asia/Jakarta",
+        "prize": None,
+        "claim_days": 7,
         **extra,
     }
 
@@ -312,7 +316,65 @@ BOARD_SAMPLES: dict[str, list[dict[str, Any]]] = {
         _board("all", you={"count": 9, "rank": None, "to_next": None, "excluded": True}),
     ],
     "board_sent_privately": [{"name": "Ana"}],
-    "season_started": [_season("top"), _season("draw")],
+    "seasons": [
+        {"program_title": TITLE, "timezone": "UTC", "seasons": []},
+        {
+            "program_title": TITLE,
+            "timezone": "Asia/Jakarta",
+            "seasons": [
+                _season("top", name=EVIL, prize=EVIL, final=True),
+                _season("draw", season_id=2),
+            ],
+        },
+    ],
+    "season_prize_pick": [
+        {
+            "step": "ask",
+            "name": EVIL,
+            "prizes": [
+                {"id": 4, "title": EVIL, "kind": "message"},
+                {"id": 5, "title": "Codes", "kind": "coupon"},
+            ],
+        },
+        {"step": "cancelled", "name": EVIL, "prizes": []},
+        {"step": "cancelled", "name": "", "prizes": []},
+        {"step": "expired", "name": "", "prizes": []},
+    ],
+    "prize_claim": [
+        {"outcome": outcome, "title": EVIL, "place": 2, "claim_days": 7}
+        for outcome in (
+            "claimed",
+            "already",
+            "pending",
+            "rejected",
+            "expired",
+            "not_winner",
+            "no_prize",
+        )
+    ],
+    "season_prizes_unclaimed": [
+        {
+            "program": TITLE,
+            "season": EVIL,
+            "season_id": 3,
+            "winners": [
+                {"place": 2, "name": EVIL, "number": 7, "title": "Mug"},
+                {"place": 3, "name": "", "number": 9, "title": "Mug"},
+            ],
+        },
+        {
+            "program": TITLE,
+            "season": "Spring Cup",
+            "season_id": 3,
+            "winners": [{"place": 1, "name": "Ana", "number": 3, "title": EVIL}],
+        },
+    ],
+    "season_started": [_season("top"), _season("draw", prize=EVIL)],
+    "season_prize": [
+        _season("top", prize=EVIL),
+        _season("draw", winners=1, prize="Mug"),
+        _season("top"),
+    ],
     "season_final": [
         _season(
             "top",
@@ -321,6 +383,37 @@ BOARD_SAMPLES: dict[str, list[dict[str, Any]]] = {
                 "winners": [
                     {"place": 1, "name": "Ana", "number": 3, "count": 9, "ticket": None},
                     {"place": 2, "name": "", "number": 7, "count": 4, "ticket": None},
+                ],
+                "seed": None,
+                "seed_hash": None,
+                "tickets": None,
+                "ranges": None,
+                "entrants": 2,
+            },
+        ),
+        _season(
+            "top",
+            prize=EVIL,
+            claim_until=LATER,
+            results={
+                "mode": "top",
+                "winners": [
+                    {
+                        "place": 1,
+                        "name": "Ana",
+                        "number": 3,
+                        "count": 9,
+                        "ticket": None,
+                        "claim": False,
+                    },
+                    {
+                        "place": 2,
+                        "name": "",
+                        "number": 7,
+                        "count": 4,
+                        "ticket": None,
+                        "claim": True,
+                    },
                 ],
                 "seed": None,
                 "seed_hash": None,
@@ -506,6 +599,17 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             for problem in ("too_long", "empty", "extension", "not_text")
         ),
         _error("board_setting", message="five fields: minute hour day month weekday"),
+        *(
+            _error("season_prize", problem=problem, message=EVIL)
+            for problem in (
+                "final",
+                "other_program",
+                "not_prize",
+                "paused",
+                "ambiguous",
+                "unknown",
+            )
+        ),
     ],
     "forget": [{"step": "confirm"}, {"step": "done"}, {"step": "cancelled"}],
     "friend_card": [
@@ -663,6 +767,8 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             "cost": "7.50" if grants else None,
             "cost_per_referral": "0.75" if grants else None,
             "currency": "USD",
+            "prizes_to_claim": 2 if grants else 0,
+            "prizes_unclaimed": 1 if grants else 0,
         }
         for paused, grants in ((False, {}), (True, {"delivered": 3, "waiting_stock": 1}))
     ],
@@ -713,6 +819,8 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
         _delivered(kind="chat", access_url="https://t.me/+RwD123", access_expires_at=LATER),
         _delivered(kind="manual", question="Your postal address?", next_title=None),
         _delivered(source="friend", custom_html=None),
+        _delivered(source="prize", season=EVIL, place=1, next_title=None),
+        _delivered(source="prize", season=None, place=2, kind="coupon", code="WIN-1"),
     ],
     "reward_waiting_stock": [{"program": TITLE, "title": EVIL}],
     "reward_fulfilled": [{"program": TITLE, "title": EVIL}],
@@ -745,6 +853,14 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
                 {**RULE, "id": 2, "count": None, "step": 5, "approval": "manual", "cost": "2.50"},
                 {**RULE, "id": 3, "role": "friend", "is_friend": True, "approval": "semi"},
                 {**RULE, "id": 4, "paused": True},
+                {
+                    **RULE,
+                    "id": 5,
+                    "role": "prize",
+                    "is_prize": True,
+                    "count": None,
+                    "kind": "coupon",
+                },
             ],
             "pools": [{"id": 1, "name": EVIL, "total": 100, "free": 40}],
             "done": "removed",
@@ -754,6 +870,9 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
         _flow("kind"),
         _flow("kind", role="friend", count=None),
         _flow("kind", every=5, count=None),
+        _flow("kind", role="prize", count=None),
+        _flow("confirm", role="prize", count=None, readers=0, grants=0, codes_needed=0),
+        _flow("saved", role="prize", count=None, granted=0),
         _flow("message"),
         _flow("coupon", pools=True),
         _flow("chat"),
@@ -847,16 +966,15 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
     "season_created": [
         {
             "program_title": TITLE,
-            "timezone": "UTC",
-            "name": EVIL,
-            "starts_at": AT,
-            "ends_at": LATER,
-            "mode": mode,
-            "winners": 3,
-            "min_referrals": 2,
-            "seed_hash": "ab" * 32 if mode == "draw" else None,
+            **_season(mode, name=EVIL, timezone="UTC", **extra),
         }
-        for mode in ("top", "draw")
+        for mode, extra in (
+            ("top", {"prizes": True, "changed": False}),
+            ("draw", {"prizes": False, "changed": False}),
+            ("top", {"prizes": True, "changed": True, "prize": EVIL}),
+            ("top", {"prizes": True, "changed": True}),
+            ("draw", {"prizes": True, "changed": False, "prize": "Mug", "final": True}),
+        )
     ],
     "welcome": [
         {"name": "Ana", "programs": []},
@@ -890,6 +1008,7 @@ LABEL_ARGS: dict[str, list[dict[str, Any]]] = {
     "reject_grant": [{"id": 7}],
     "fulfilled_grant": [{"id": 7}],
     "answer_form": [{"title": "T-shirt"}],
+    "pick_prize": [{"id": 4, "title": "Mug"}],
     **BOARD_LABELS,
 }
 # Labels that are the same in every language (brand names, a title).
@@ -903,6 +1022,7 @@ UNTRANSLATED_LABELS = {
     "resend",
     "approve_grant",
     "reject_grant",
+    "pick_prize",
 }
 
 CASES = [(name, i) for name, samples in SAMPLES.items() for i in range(len(samples))]

@@ -16,6 +16,7 @@ from jinja2 import meta
 
 from bots import views
 from bots.render import Renderer
+from leaderboard.models import Season
 from referrals.models import (
     Counts,
     EngineError,
@@ -26,6 +27,7 @@ from referrals.models import (
     ReceiptItem,
     SettingsError,
 )
+from rewards.models import ClaimOutcome, Milestone, PrizeClaim
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
@@ -53,6 +55,40 @@ PROGRAM = Program(
     created_by=1,
     created_at=NOW,
     updated_at=NOW,
+)
+SEASON = Season(
+    id=3,
+    program_id=7,
+    name="Piala Maret",
+    starts_at=NOW,
+    ends_at=NOW.replace(day=27),
+    mode="draw",
+    winners=2,
+    min_referrals=3,
+    prize_id=4,
+    seed_hash="ab" * 32,
+    seed=None,
+    final_at=None,
+    prize_title="Mug",
+)
+PRIZE = Milestone(
+    id=4,
+    program_id=7,
+    role="prize",
+    count=None,
+    step=None,
+    title="Mug",
+    reward_kind="coupon",
+    message=None,
+    pool_id=1,
+    chat_id=None,
+    chat_title=None,
+    question=None,
+    role_id=None,
+    approval="auto",
+    cost_cents=None,
+    paused=False,
+    created_at=NOW,
 )
 LINK = Link(1, 7, 42, "whatsapp", "abc", "https://t.me/+abc", NOW, None)
 COUNTS = Counts(pending=2, held=1, confirmed=3, counted=3)
@@ -103,6 +139,10 @@ ALL_VIEWS: dict[str, dict[str, Any]] = {
     "error": views.engine_error(NotAllowed("not an admin")),
     "open_bot": views.open_bot("Ana", purpose="settings"),
     "share_text": views.share_text(PROGRAM),
+    "season_created": views.season_created(PROGRAM, SEASON, changed=True),
+    "seasons": views.season_list(PROGRAM, [SEASON, replace(SEASON, id=4, prize_title=None)]),
+    "season_prize_pick": views.season_prize_pick("ask", SEASON.name, [PRIZE]),
+    "prize_claim": views.prize_claim(PrizeClaim(ClaimOutcome.CLAIMED, "Mug", 2), 7),
 }
 
 

@@ -119,6 +119,10 @@ class FakePlatform:
             self.join(chat_id, user_id)
         return Delivered()
 
+    def deep_link(self, payload: str) -> str:
+        """The bot's deep link with ``payload`` (a season's claim button)."""
+        return f"https://t.me/{self.bot_username}?start={payload}"
+
     def join(self, destination_id: int, *user_ids: int) -> None:
         self.members.setdefault(destination_id, set()).update(user_ids)
 

@@ -18,6 +18,7 @@ from bots.telegram.handlers import (
     program,
     review,
     rewards,
+    season,
     settings,
     setup,
     start,
@@ -51,6 +52,7 @@ def get_routers() -> list[Router]:
         review.router,
         program.router,
         board.router,
+        season.router,
         rewards.router,
         # after every command: its text and file handlers take what a guided flow waits for
         milestones.router,

@@ -1,11 +1,9 @@
 """Managers' boards: /board shows and changes how the program's leaderboards work (public
-names, the week's first day, a posting schedule, staff taken off the boards) and /season
-starts a named contest. The board service checks the manager's rights on every change."""
+names, the week's first day, a posting schedule, staff taken off the boards); seasons are
+in :mod:`bots.telegram.handlers.season`. The board service checks the manager's rights on
+every change."""
 
 from __future__ import annotations
-
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
@@ -71,7 +69,7 @@ async def board_command(
     await reply.here("board_settings", views.board_settings(program, settings, saved=bool(what)))
 
 
-@router.callback_query(PickProgram.filter(F.action.in_({"board", "season"})))
+@router.callback_query(PickProgram.filter(F.action == "board"))
 async def picked_program(
     query: CallbackQuery,
     callback_data: PickProgram,
@@ -79,7 +77,7 @@ async def picked_program(
     boards: BoardService,
     reply: Reply,
 ) -> None:
-    """The program picked for /board (and for /season: its settings and how to start one)."""
+    """The program picked for /board."""
     await query.answer()
     program = await referrals.get_program(callback_data.program_id)
     if not await referrals.is_manager(program, query.from_user.id):
@@ -88,59 +86,3 @@ async def picked_program(
     await reply.to_user(
         query.from_user.id, "board_settings", views.board_settings(program, settings)
     )
-
-
-@router.message(Command("season"))
-async def season_command(
-    message: Message,
-    command: CommandObject,
-    referrals: ReferralService,
-    boards: BoardService,
-    reply: Reply,
-    programs: ProgramCache,
-) -> None:
-    """``/season 2026-03-01 2026-03-31 top 3 Spring contest`` or ``… draw 2 min 3 Name``:
-    a contest from the first day to the end of the last, in the program's timezone."""
-    if message.from_user is None:
-        return
-    words = (command.args or "").split()
-    parsed = _parse_season(words)
-    if parsed is None:
-        await reply.error("season_usage")
-        return
-    program = await managed_program(message, referrals, reply, programs, "season")
-    if program is None:
-        return
-    start, end, mode, winners, least, name = parsed
-    zone = ZoneInfo(program.timezone)
-    starts_at = datetime.combine(start, time(), zone)
-    ends_at = datetime.combine(end + timedelta(days=1), time(), zone)  # the last day counts
-    season = await boards.create_season(
-        program.id,
-        message.from_user.id,
-        name,
-        starts_at,
-        ends_at,
-        mode=mode,
-        winners=winners,
-        min_referrals=least,
-    )
-    await reply.here("season_created", views.season_created(program, season))
-
-
-def _parse_season(words: list[str]) -> tuple[date, date, str, int, int, str] | None:
-    if len(words) < 5:
-        return None
-    try:
-        start, end = date.fromisoformat(words[0]), date.fromisoformat(words[1])
-    except ValueError:
-        return None
-    mode = words[2].lower()
-    if mode not in ("top", "draw") or not words[3].isdigit():
-        return None
-    winners, least, rest = int(words[3]), 1, words[4:]
-    if mode == "draw" and len(rest) >= 2 and rest[0].lower() == "min" and rest[1].isdigit():
-        least, rest = int(rest[1]), rest[2:]
-    if not rest:
-        return None
-    return start, end, mode, winners, least, " ".join(rest)

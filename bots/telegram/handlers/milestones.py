@@ -149,9 +149,9 @@ async def milestone_command(
     people: People,
     port: TelegramPort,
 ) -> None:
-    """``/milestone add 3 Sticker pack`` · ``every 5 Code`` · ``friend Welcome gift`` start
-    the guided setup; ``/milestone ID count|title|approval|cost|pause|resume|remove …``
-    changes one."""
+    """``/milestone add 3 Sticker pack`` · ``every 5 Code`` · ``friend Welcome gift`` ·
+    ``prize Gift card`` (a season's prize, chosen with /season) start the guided setup;
+    ``/milestone ID count|title|approval|cost|pause|resume|remove …`` changes one."""
     if message.from_user is None:
         return
     user_id = message.from_user.id
@@ -179,7 +179,8 @@ async def milestone_command(
 
 
 def _parse_start(verb: str, rest: list[str]) -> dict[str, Any] | None:
-    """``add N title`` / ``every N title`` / ``friend title`` as the flow's first data."""
+    """``add N title`` / ``every N title`` / ``friend title`` / ``prize title`` as the
+    flow's first data."""
     if verb in ("add", "every") and len(rest) == 2 and rest[0].isdigit():
         number = int(rest[0])
         if not 1 <= number <= MAX_COUNT:
@@ -190,8 +191,8 @@ def _parse_start(verb: str, rest: list[str]) -> dict[str, Any] | None:
             "step": number if verb == "every" else None,
             "title": rest[1],
         }
-    if verb == "friend" and rest:
-        return {"role": "friend", "count": None, "step": None, "title": " ".join(rest)}
+    if verb in ("friend", "prize") and rest:
+        return {"role": verb, "count": None, "step": None, "title": " ".join(rest)}
     return None
 
 

@@ -13,6 +13,7 @@ from bots.telegram.context import PLATFORM, Reply, first_name, person_of
 from bots.telegram.handlers.common import send_invite_card
 from bots.telegram.handlers.setup import finish_setup_in_private
 from bots.telegram.port import TelegramPort
+from leaderboard.service import PRIZE_CLAIM_WINDOW
 from referrals.clock import Clock
 from referrals.models import Program, RememberStatus
 from referrals.service import ReferralService
@@ -32,10 +33,18 @@ async def start_with_payload(
     port: TelegramPort,
     clock: Clock,
 ) -> None:
-    """Someone opened a deep link: a friend's invite, "get my link", or a setup hand-off."""
+    """Someone opened a deep link: a friend's invite, "get my link", a setup hand-off, or
+    a season's claim button."""
     if message.from_user is None:  # a channel post: nobody to answer
         return None
     payload = (command.args or "").strip()
+    if payload.startswith("claim_") and payload[6:].isdigit():
+        # the prize first: what the claim did is the answer (the rest follows below)
+        claim = await rewards.claim_prize(PLATFORM, message.from_user.id, int(payload[6:]))
+        await rewards.reader_returned(PLATFORM, message.from_user.id)
+        view = views.prize_claim(claim, PRIZE_CLAIM_WINDOW.days)
+        await reply.here("prize_claim", view)
+        return
     # Rewards that waited for them (they blocked the bot, or never opened it) go out now.
     await rewards.reader_returned(PLATFORM, message.from_user.id)
     if payload == "claim":
