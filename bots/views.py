@@ -496,7 +496,7 @@ def engine_error(exc: EngineError) -> View:
             options=list(exc.options),
         )
     if isinstance(exc, BadBoardSetting):
-        return error(exc.code, message=str(exc))
+        return error(exc.code, key=exc.details.get("key"), problem=exc.details.get("problem"))
     if isinstance(exc, BadSeasonPrize):
         return error(exc.code, problem=exc.problem, message=str(exc.details.get("ref") or ""))
     if isinstance(exc, BadMilestone | BadCouponFile):

@@ -65,7 +65,12 @@ def instant(wall: datetime, timezone: str) -> datetime:
 
 
 class BadSchedule(ValueError):
-    """Not five cron fields, or more often than once an hour."""
+    """Not five cron fields, or more often than once an hour; ``problem`` says which in a
+    word templates translate: ``fields``, ``minute`` or ``cron`` (a field cron rejects)."""
+
+    def __init__(self, message: str, problem: str = "cron") -> None:
+        super().__init__(message)
+        self.problem = problem
 
 
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -106,13 +111,13 @@ def check_cron(cron: str) -> str:
 
     fields = cron.split()
     if len(fields) != 5:
-        raise BadSchedule("five fields: minute hour day month weekday")
+        raise BadSchedule("five fields: minute hour day month weekday", problem="fields")
     if not fields[0].isdigit() or not 0 <= int(fields[0]) <= 59:
-        raise BadSchedule("the minute must be one number from 0 to 59")
+        raise BadSchedule("the minute must be one number from 0 to 59", problem="minute")
     try:
         CronTrigger.from_crontab(_trigger_text(" ".join(fields)), timezone=UTC)
     except ValueError as exc:
-        raise BadSchedule(str(exc)) from exc
+        raise BadSchedule(str(exc), problem="cron") from exc
     return " ".join(fields)
 
 

@@ -475,10 +475,12 @@ class BoardService:
                 clean[key] = bool(value)
             elif key == "week_start":
                 if not isinstance(value, int) or not 0 <= value <= 6:
-                    raise BadBoardSetting("week_start is a weekday from 0 (Monday) to 6")
+                    raise BadBoardSetting(
+                        "week_start is a weekday from 0 (Monday) to 6", key="week_start"
+                    )
                 clean[key] = value
             else:
-                raise BadBoardSetting(f"unknown board setting {key!r}")
+                raise BadBoardSetting(f"unknown board setting {key!r}", key="unknown")
         async with self._db.write() as conn:
             await db.save_settings(conn, program_id, clean, self._now())
         return await self.settings(program_id)
@@ -503,12 +505,14 @@ class BoardService:
             try:
                 normal = periods.check_cron(cron)
             except periods.BadSchedule as exc:
-                raise BadBoardSetting(str(exc), key="schedule") from exc
+                raise BadBoardSetting(str(exc), key="schedule", problem=exc.problem) from exc
             if period not in (Period.WEEK, Period.MONTH, Period.ALL, Period.SEASON):
                 raise UnknownPeriod(f"unknown period {period!r}")
             problem = await self._post_problem(program, chat_id, actor_id)
             if problem:
-                raise BadBoardSetting(problem, key="post_chat")
+                raise BadBoardSetting(
+                    f"cannot post there: {problem}", key="post_chat", problem=problem
+                )
             # Slots before now are not owed: the first post is the next slot.
             values = {
                 "schedule": normal,
@@ -524,7 +528,9 @@ class BoardService:
     async def _post_problem(
         self, program: Program, chat_id: int | None, manager_id: int | None
     ) -> str | None:
-        """Why a board cannot be posted to ``chat_id`` now (None: it can)."""
+        """Why a board cannot be posted to ``chat_id`` now, in a word templates translate
+        (``cannot_post``: the bot may not post there; ``not_admin``: the manager is no
+        admin there); None: it can."""
         if chat_id is None or chat_id == program.destination_id:
             where = program.destination
         else:
@@ -532,11 +538,11 @@ class BoardService:
         port = self._engine.port(program.platform)
         rights = await port.post_rights(where)
         if not isinstance(rights, PostRights) or not rights.may_post:
-            return "the bot cannot post in that chat"
+            return "cannot_post"
         if manager_id is not None and where is not program.destination:
             admin = await port.is_admin(where, manager_id)
             if not isinstance(admin, AdminResult) or not admin.is_admin:
-                return "you are not an admin of that chat"
+                return "not_admin"
         return None
 
     async def exclude(

@@ -70,7 +70,10 @@ async def test_managers_set_up_boards_and_seasons_in_chat(
         "month",
     )
     await harness.say(owner, "/board schedule 61 9 * * 1")
-    assert "cannot be used" in harness.last_to(owner).text
+    assert "minute must be one number from 0 to 59" in harness.last_to(owner).text
+    await harness.say(owner, "/board schedule 0 25 * * 1")
+    assert "not a cron schedule I can read" in harness.last_to(owner).text
+    assert (await harness.app.boards.settings(program["id"])).schedule == "0 9 * * 1"
     await harness.say(owner, "/season 2026-03-01 2026-03-31 draw 2 min 3 Spring <b>draw</b>")
     created = harness.last_to(owner).text
     assert "Spring <b>draw</b>" in created and "commitment" in created

@@ -598,7 +598,23 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             _error("bad_coupon_file", problem=problem, message="x", high=3)
             for problem in ("too_long", "empty", "extension", "not_text")
         ),
-        _error("board_setting", message="five fields: minute hour day month weekday"),
+        *(
+            _error("board_setting", key=key, problem=problem)
+            for key, problem in (
+                ("schedule", "fields"),
+                ("schedule", "minute"),
+                ("schedule", "cron"),
+                ("post_chat", "not_admin"),
+                ("post_chat", "cannot_post"),
+                ("member", None),
+                ("week_start", None),
+                ("season_name", None),
+                ("season_dates", None),
+                ("season_mode", None),
+                ("season_winners", None),
+                ("unknown", None),
+            )
+        ),
         *(
             _error("season_prize", problem=problem, message=EVIL)
             for problem in (
