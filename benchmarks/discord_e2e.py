@@ -15,7 +15,7 @@ What it does, in one run:
    invites, so more than 1,000 joins need more servers.
 2. Joins (timed): N friends, one through each reader's invite, on a seeded schedule of
    bursts: mostly one join, sometimes two to four within half a second, and one gap in
-   three short enough that the next burst lands while the last one's settle window (or
+   five short enough that the next burst lands while the last one's settle window (or
    its GUILD_MEMBER_ADD) is still open — so attribution must sometimes say ``ambiguous``.
    As on Discord, the invite's uses counter moves at once and GUILD_MEMBER_ADD follows
    1–2 s later (each join's own delay, so events may overtake each other). Timed from
@@ -88,6 +88,7 @@ from storage.schema import join_attempts, programs, referrals  # noqa: E402
 
 INVITE_CAP = 1_000  # Discord's invites per server (error 30016)
 MEMBER_ADD_DELAY = (1.0, 2.0)  # world seconds from the uses counter to GUILD_MEMBER_ADD
+DELIVERY_MARGIN = 0.1  # real seconds on top: the event's way to the bot, a busy event loop
 BOT_PERMISSIONS = (
     permissions.VIEW_CHANNEL
     | permissions.SEND_MESSAGES
@@ -149,7 +150,7 @@ class Join:
 
 def schedule(joins: int, servers: int, seed: int) -> list[Join]:
     """Each server's joins as bursts: mostly one join, sometimes 2–4 within 0.5 s; between
-    bursts a quiet 4–7 s, or (one gap in three) 0.3–2.5 s, so the next burst arrives while
+    bursts a quiet 7–11 s, or (one gap in five) 0.3–2.5 s, so the next burst arrives while
     the last one's window or member-add events are still open. Seeded: every run (and the
     transport baseline) replays the same timeline."""
     rng = random.Random(seed)
@@ -158,14 +159,28 @@ def schedule(joins: int, servers: int, seed: int) -> list[Join]:
         count = joins // servers + (1 if server < joins % servers else 0)
         at, slot = rng.uniform(0.0, 3.0), 0
         while slot < count:
-            size = min(count - slot, rng.choices((1, 2, 3, 4), weights=(75, 15, 7, 3))[0])
+            size = min(count - slot, rng.choices((1, 2, 3, 4), weights=(80, 12, 6, 2))[0])
             for _ in range(size):
                 plan.append(Join(at + rng.uniform(0.0, 0.5), server, slot))
                 slot += 1
-            at += rng.uniform(0.3, 2.5) if rng.random() < 1 / 3 else rng.uniform(4.0, 7.0)
+            at += rng.uniform(0.3, 2.5) if rng.random() < 1 / 5 else rng.uniform(7.0, 11.0)
     plan.sort(key=lambda j: j.at)
     start = plan[0].at
     return [Join(j.at - start, j.server, j.slot) for j in plan]
+
+
+def alone_within(plan: Sequence[Join], seconds: float) -> int:
+    """Joins with no other join of their server within ``seconds`` before or after."""
+    times: dict[int, list[float]] = {}
+    for join in plan:
+        times.setdefault(join.server, []).append(join.at)
+    alone = 0
+    for ats in times.values():
+        for index, at in enumerate(ats):
+            before = at - ats[index - 1] if index else float("inf")
+            after = ats[index + 1] - at if index + 1 < len(ats) else float("inf")
+            alone += before >= seconds and after >= seconds
+    return alone
 
 
 def bursts_within(plan: Sequence[Join], window: float) -> int:
@@ -274,6 +289,7 @@ async def start_e2e(
     url: str,
     db_path: Path,
     settle: float,
+    lag: float,
 ) -> E2E:
     settings = Settings(
         database_url=f"sqlite:///{db_path}",
@@ -284,7 +300,11 @@ async def start_e2e(
     app = Application(
         settings,
         clock=clock,
-        discord_options={"settle_seconds": settle, "guild_ready_timeout": 0.05},
+        discord_options={
+            "settle_seconds": settle,
+            "member_add_lag": lag,
+            "guild_ready_timeout": 0.05,
+        },
     )
     await upgrade(app.db)
     tune_garbage_collector()  # as `inviteloop run` does once it has started
@@ -522,6 +542,10 @@ async def _count_to(
 async def run(args: argparse.Namespace, workdir: Path) -> int:
     plan = schedule(args.joins, args.guilds, SEED)
     window = args.settle * args.speed
+    lag = MEMBER_ADD_DELAY[1] / args.speed + DELIVERY_MARGIN
+    # the gap either side that makes a join's window isolated for any delays in the range
+    clear = MEMBER_ADD_DELAY[1] - MEMBER_ADD_DELAY[0] + window + lag * args.speed
+    alone = alone_within(plan, clear)
     say(
         f"discord e2e benchmark: {args.joins:,} joins through {args.joins:,} readers' invites "
         f"in {args.guilds} server(s); SQLite, Python {platform.python_version()}, "
@@ -530,16 +554,18 @@ async def run(args: argparse.Namespace, workdir: Path) -> int:
     say(
         f"time: the world runs {args.speed:g}× real time; settle window {args.settle:g} s "
         f"real = {window:g} s world; GUILD_MEMBER_ADD {MEMBER_ADD_DELAY[0]:g}–"
-        f"{MEMBER_ADD_DELAY[1]:g} s world after the uses counter; schedule "
+        f"{MEMBER_ADD_DELAY[1]:g} s world after the uses counter (the bot allows "
+        f"{lag:.2f} s real = {lag * args.speed:.1f} s world); schedule "
         f"{plan[-1].at:.0f} s world, {bursts_within(plan, window)} joins within a window of "
-        "their server's previous join"
+        f"their server's previous join, {alone:,} with no other join of their server within "
+        f"{clear:.0f} s (isolated whatever the delays)"
     )
     started = time.perf_counter()
     clock = ScaledClock()
     world, sandbox_app, servers = build_world(clock, args.joins, args.guilds, "Invite Loop")
     async with DiscordSandboxServer(world) as sandbox:
         e2e = await start_e2e(
-            world, clock, sandbox_app, servers, sandbox.url, workdir / "e2e.db", args.settle
+            world, clock, sandbox_app, servers, sandbox.url, workdir / "e2e.db", args.settle, lag
         )
         try:
             say(
@@ -599,6 +625,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> int:
         "guilds": args.guilds,
         "settle_seconds": args.settle,
         "speed": args.speed,
+        "member_add_lag_seconds": round(lag, 3),
         "e2e_joins_per_s": round(e2e_rate, 2),
         "e2e_seconds": round(joins.seconds, 3),
         "schedule_seconds": round(joins.schedule_seconds, 3),
@@ -607,6 +634,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> int:
         "e2e_over_transport": round(e2e_rate / transport_rate, 3),
         "settle_windows": joins.settles,
         "attributed": verdict.attributed,
+        "alone_on_schedule": alone,
         "unattributed": unattributed,
         "unattributed_ratio": round(ratio, 4),
         "unattributed_by_reason": dict(verdict.unattributed.most_common()),
@@ -624,7 +652,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--joins", type=int, default=1_000, help="joins, one a reader (1000)")
     parser.add_argument(
-        "--guilds", type=int, default=4, help="servers the joins are spread over (4)"
+        "--guilds", type=int, default=8, help="servers the joins are spread over (8)"
     )
     parser.add_argument(
         "--settle", type=float, default=0.1, help="the bot's settle window, real seconds (0.1)"
