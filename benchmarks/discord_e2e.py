@@ -68,6 +68,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from bots.discord.app import ReferralBot, intents  # noqa: E402
@@ -293,7 +294,7 @@ async def start_e2e(
 ) -> E2E:
     settings = Settings(
         database_url=f"sqlite:///{db_path}",
-        discord_token=sandbox_app.token,
+        discord_token=SecretStr(sandbox_app.token),
         discord_api_url=url,
         log_level="WARNING",
     )
