@@ -394,14 +394,21 @@ class Verdict:
 
 
 async def verify(e2e: E2E) -> Verdict:
-    """The database against the sandbox's truth: which reader's invite each friend used."""
+    """The database against the sandbox's truth: friend i of a server joined through the
+    invite the bot gave reader i (the sandbox counted one use on it, and on no other)."""
     truth: dict[tuple[int, int], int] = {}
     names: dict[int, str] = {}
+    problems: list[str] = []
+    outside = 0
     for server in e2e.servers:
-        for reader, friend in zip(server.readers, server.friends, strict=True):
-            if friend in server.friends and e2e.world.member_of(server.guild, friend):
-                truth[(server.program_id, friend.id)] = reader.id
+        uses = {i.code: i.uses for i in e2e.world.invites(server.guild, include_deleted=True)}
+        for reader, friend, code in zip(server.readers, server.friends, server.codes, strict=True):
+            if e2e.world.member_of(server.guild, friend) is None or uses.get(code) != 1:
+                outside += 1
+            truth[(server.program_id, friend.id)] = reader.id
             names[reader.id], names[friend.id] = reader.username, friend.username
+    if outside:
+        problems.append(f"{outside} friends are not in through their reader's invite alone")
     async with e2e.app.db.read() as conn:
         attempts = (
             await conn.execute(
@@ -418,7 +425,6 @@ async def verify(e2e: E2E) -> Verdict:
                 select(referrals.c.program_id, referrals.c.referred_id, referrals.c.referrer_id)
             )
         ).all()
-    problems: list[str] = []
     examples: list[str] = []
     seen = Counter((int(a.program_id), int(a.user_id)) for a in attempts)
     missing = [key for key in truth if seen[key] == 0]
