@@ -11,7 +11,12 @@ gathered over a short settle window, whether the counters' movement tells who br
   have carried), and exactly one of our readers' invites must carry all of it;
 - a join with no counter rise at all (Discovery, OAuth2 ``guilds.join``) is never credited
   to someone else's concurrent use: the sums do not match, so nobody is credited;
-- while the counters are not known (since a restart or a reconnect), nothing is credited.
+- while the counters are not known (since a restart or a reconnect), nothing is credited;
+- nor when the group is not *isolated*: the platform announces a join a little after its
+  counter moved, so a reading may carry the rise of a join not yet announced, and a
+  group's join may have moved a counter before the last reading. The adapter knows the
+  times and says so; the sums alone would then credit one person's join to another's
+  invite.
 
 The adapter holds the per-destination lock around fetching the counters and calling
 :meth:`InviteTracker.settle` (and around :meth:`resync` and the create/delete events), so
@@ -112,9 +117,12 @@ def decide(
     *,
     stale: bool = False,
     screening: int = 0,
+    isolated: bool = True,
 ) -> Decision:
     """The rule (pure, so tests can table it): credit ``joins`` only when they equal the sum
-    of every counter's rise and exactly one of ``ours`` carries all of it."""
+    of every counter's rise and exactly one of ``ours`` carries all of it, and the group is
+    isolated (no join of it moved a counter before the baseline was read, no join outside
+    it moved one since)."""
     if stale or not baseline.known:
         return Decision(None, Reason.STALE_CACHE)
     now = {invite.code: invite for invite in snapshot.invites}
@@ -140,6 +148,8 @@ def decide(
     total = sum(moved.values()) + vanity + vanished
     if screening:
         return Decision(None, Reason.SCREENING, moved)
+    if not isolated:
+        return Decision(None, Reason.AMBIGUOUS, moved)
     if total == 0:
         return Decision(None, Reason.NO_INVITE, moved)
     if vanished and not moved and not vanity and joins <= vanished:
@@ -190,6 +200,7 @@ class InviteTracker:
         snapshot: Snapshot,
         *,
         stale: bool = False,
+        isolated: bool = True,
     ) -> list[JoinOutcome]:
         """Decide one settle window's joins against the counters now, record them, and make
         the counters the new baseline. Returns one outcome per newcomer."""
@@ -205,6 +216,7 @@ class InviteTracker:
             ours,
             stale=stale,
             screening=sum(1 for n in newcomers if n.pending),
+            isolated=isolated,
         )
         url = urls[decision.code] if decision.code else None
         events = [

@@ -23,7 +23,7 @@ import yarl
 from discord.ext import commands
 
 from bots.discord.port import DiscordPort
-from bots.discord.tracker import DEFAULT_SETTLE_SECONDS, Tracker
+from bots.discord.tracker import DEFAULT_MEMBER_ADD_LAG, DEFAULT_SETTLE_SECONDS, Tracker
 from bots.render import Renderer
 from delivery.adapter import Job
 from delivery.outbox import Outbox, Priority, message
@@ -107,6 +107,7 @@ class ReferralBot(commands.Bot):
         clock: Clock,
         boards: BoardService | None = None,
         settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+        member_add_lag: float = DEFAULT_MEMBER_ADD_LAG,
         extensions: Sequence[str] = EXTENSIONS,
         **options: Any,
     ) -> None:
@@ -129,7 +130,7 @@ class ReferralBot(commands.Bot):
         self.settle_seconds = settle_seconds
         self.extension_names = tuple(extensions)
         self.port = DiscordPort(self, self.renderer)
-        self.tracker = Tracker(self, settle_seconds)
+        self.tracker = Tracker(self, settle_seconds, member_add_lag)
         self._programs: dict[int, Program | None] = {}
 
     async def setup_hook(self) -> None:

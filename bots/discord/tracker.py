@@ -4,7 +4,18 @@
 Discord's uses counter can lag the member-add event, and several joins can land before a
 re-fetch, so a server's joins are gathered over a short settle window and the counters are
 fetched once for all of them. Invite create/delete events, resyncs and settles of one
-server take the same lock. Between a disconnect and the next resync the counters are not
+server take the same lock.
+
+The member-add event also lags the counter (a second or two, each join its own delay), so
+a reading may already carry the rise of a join whose event is still on its way, and a
+window's join may have moved a counter before the previous reading. The sums alone would
+then credit one person's join to another's invite. So a window may be credited only when it
+is *isolated*: its first member arrived more than ``member_add_lag`` after the previous
+reading (none of its rises went into that one), and nobody arrives within
+``member_add_lag`` after this reading (no rise in it belongs to someone still on the way).
+The settle waits that long, holding the lock, before it lets the engine decide.
+
+Between a disconnect and the next resync the counters are not
 known (a resumed session replays joins whose counters already moved; a new session replays
 nothing): joins then are recorded as unattributed, and READY diffs the chunked member list
 against the stored members. Leaves come from the raw member-remove event (the plain one
@@ -14,6 +25,7 @@ fires only for cached members).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from typing import TYPE_CHECKING
@@ -31,16 +43,28 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_SETTLE_SECONDS = 2.0
+# The longest GUILD_MEMBER_ADD may reach us after the invite's counter moved (Discord: 1-2 s).
+DEFAULT_MEMBER_ADD_LAG = 3.0
 
 
 class Tracker(commands.Cog):
     """Settle windows per server, the per-server lock, and the resyncs."""
 
-    def __init__(self, bot: ReferralBot, settle_seconds: float = DEFAULT_SETTLE_SECONDS) -> None:
+    def __init__(
+        self,
+        bot: ReferralBot,
+        settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+        member_add_lag: float = DEFAULT_MEMBER_ADD_LAG,
+    ) -> None:
         self.bot = bot
         self.settle_seconds = settle_seconds
+        self.member_add_lag = member_add_lag
         self.locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.pending: dict[int, list[Newcomer]] = {}
+        # event-loop times: the first arrival of each pending window, each last reading
+        self.first_arrival: dict[int, float] = {}
+        self.read_at: dict[int, float] = {}
+        self.arrivals: defaultdict[int, asyncio.Event] = defaultdict(asyncio.Event)
         self.windows: dict[int, asyncio.Task[None]] = {}
         self.stale: set[int] = set()
         self.synced = False  # False until the first READY's resync: counters unknown
@@ -85,6 +109,7 @@ class Tracker(commands.Cog):
             if snapshot is None:
                 self.stale.add(guild.id)
                 return
+            self.read_at[guild.id] = asyncio.get_running_loop().time()
             everyone = None
             if members and self.bot.intents.members:
                 everyone = {m.id: newcomer(m) for m in guild.members if not m.bot and m.joined_at}
@@ -159,7 +184,11 @@ class Tracker(commands.Cog):
         program = await self.bot.program_of(member.guild.id)
         if program is None:
             return
-        self.pending.setdefault(member.guild.id, []).append(newcomer(member))
+        waiting = self.pending.setdefault(member.guild.id, [])
+        if not waiting:
+            self.first_arrival[member.guild.id] = asyncio.get_running_loop().time()
+        waiting.append(newcomer(member))
+        self.arrivals[member.guild.id].set()
         if member.guild.id not in self.windows:
             self.windows[member.guild.id] = asyncio.create_task(
                 self._settle_later(member.guild, program), name=f"settle-{member.guild.id}"
@@ -186,15 +215,20 @@ class Tracker(commands.Cog):
         """Fetch the counters once for the window's joins and let the engine decide."""
         async with self.locks[guild.id]:
             batch = self.pending.pop(guild.id, [])
+            first = self.first_arrival.pop(guild.id, None)
             if not batch:
                 return
             stale = guild.id in self.stale or not self.synced
+            last_read = self.read_at.get(guild.id)
             snapshot = await self.snapshot(guild)
             if snapshot is None:
                 snapshot, stale = Snapshot([], None), True
+            else:
+                self.read_at[guild.id] = asyncio.get_running_loop().time()
+            isolated = not stale and await self._isolated(guild.id, first, last_read)
             try:
                 outcomes = await self.bot.referrals.invites.settle(
-                    program.id, batch, snapshot, stale=stale
+                    program.id, batch, snapshot, stale=stale, isolated=isolated
                 )
             except Exception:
                 logger.exception("settling %d join(s) of %s failed", len(batch), guild.id)
@@ -212,6 +246,26 @@ class Tracker(commands.Cog):
         for user_id in rejoined:
             await self.bot.give_roles_again(program, user_id)
         self.bot.outbox.wake()
+
+    async def _isolated(self, guild_id: int, first: float | None, last_read: float | None) -> bool:
+        """Whether the reading just taken can only have moved for this window: its first
+        member came more than ``member_add_lag`` after ``last_read``, and nobody comes
+        within ``member_add_lag`` after this reading (waited for here, under the lock)."""
+        lag = self.member_add_lag
+        if first is None or last_read is None or first <= last_read + lag:
+            return False
+        loop = asyncio.get_running_loop()
+        deadline = self.read_at[guild_id] + lag
+        arrived = self.arrivals[guild_id]
+        while True:
+            arrived.clear()
+            if self.pending.get(guild_id):
+                return False
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(arrived.wait(), remaining)
 
     @commands.Cog.listener()
     async def on_raw_member_remove(self, payload: discord.RawMemberRemoveEvent) -> None:

@@ -118,7 +118,11 @@ async def running(tmp_path: Path, **world_options: Any) -> AsyncIterator[Discord
         app = Application(
             settings,
             clock=clock,
-            discord_options={"settle_seconds": SETTLE, "guild_ready_timeout": 0.05},
+            discord_options={
+                "settle_seconds": SETTLE,
+                "member_add_lag": 0.0,  # events come when the test moves the clock
+                "guild_ready_timeout": 0.05,
+            },
         )
         await upgrade(app.db)
         h = Discord(world, server, app, sandbox_app, guild, channel, owner, clock, asyncio.Event())
