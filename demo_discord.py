@@ -95,7 +95,13 @@ class DiscordStory(Narrator):
         self.app = Application(
             settings,
             clock=clock,
-            discord_options={"settle_seconds": SETTLE, "guild_ready_timeout": 0.1},
+            # Members arrive with their counter here, so no wait for a member still on the
+            # way (on Discord the bot waits ``member_add_lag`` for one).
+            discord_options={
+                "settle_seconds": SETTLE,
+                "guild_ready_timeout": 0.1,
+                "member_add_lag": 0.0,
+            },
         )
         self.stop_event = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
