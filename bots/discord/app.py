@@ -27,6 +27,7 @@ from bots.discord.tracker import DEFAULT_SETTLE_SECONDS, Tracker
 from bots.render import Renderer
 from delivery.adapter import Job
 from delivery.outbox import Outbox, Priority, message
+from leaderboard.reports import Reports
 from referrals.clock import Clock
 from referrals.models import Program
 from referrals.people import People
@@ -42,6 +43,7 @@ EXTENSIONS = (
     "bots.discord.cogs.stats",
     "bots.discord.cogs.rewards",
     "bots.discord.cogs.manage",
+    "bots.discord.cogs.exports",
     # "bots.discord.cogs.leaderboard" joins here with the leaderboard service (issue 9).
 )
 MAX_RATELIMIT_TIMEOUT = 30.0  # discord.py raises anything lower to 30 s
@@ -122,6 +124,7 @@ class ReferralBot(commands.Bot):
         self.clock = clock
         self.settle_seconds = settle_seconds
         self.extension_names = tuple(extensions)
+        self.reports: Reports | None = None  # /export and /programstats (main.py sets it)
         self.port = DiscordPort(self, self.renderer)
         self.tracker = Tracker(self, settle_seconds)
         self._programs: dict[int, Program | None] = {}

@@ -16,6 +16,7 @@ from bots.telegram.handlers import (
     milestones,
     privacy,
     program,
+    reports,
     review,
     rewards,
     settings,
@@ -51,6 +52,7 @@ def get_routers() -> list[Router]:
         review.router,
         program.router,
         board.router,
+        reports.router,
         rewards.router,
         # after every command: its text and file handlers take what a guided flow waits for
         milestones.router,
