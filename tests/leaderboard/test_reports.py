@@ -132,11 +132,11 @@ async def test_someone_who_does_not_manage_the_program_gets_nothing_built(
 
 
 HOSTILE = {
-    1: "=HYPERLINK(\"http://evil\",\"x\")",
+    1: '=HYPERLINK("http://evil","x")',
     2: "+1 555",
     3: "-2+3",
     4: "@SUM(A1)",
-    5: "<b>Eve</b>\u202e\n\"quoted\"",
+    5: '<b>Eve</b>\u202e\n"quoted"',
 }
 
 
@@ -159,7 +159,7 @@ async def test_the_export_neutralises_formula_cells_and_keeps_hostile_names_as_t
     assert readers[0][-2:] == ["confirmed_via_default", "confirmed_via_whatsapp"]
     names = {int(row[0]): row[1] for row in readers[1:]}
     assert names == {
-        1: "'=HYPERLINK(\"http://evil\",\"x\")",
+        1: '\'=HYPERLINK("http://evil","x")',
         2: "'+1 555",
         3: "'-2+3",
         4: "'@SUM(A1)",
