@@ -103,18 +103,23 @@ class ExportsCog(commands.Cog):
         except EngineError as exc:
             await answer(self.bot, interaction, "error", views.engine_error(exc))
             return
-        await self._deliver(
+        chart_sent = await self._deliver(
             interaction,
             program,
             [(built.chart, Action.SEND_PHOTO, "program_chart", report_views.program_chart(built))],
         )
-        await answer(self.bot, interaction, "program_stats", report_views.program_stats(built))
+        figures = report_views.program_stats(built)
+        if chart_sent:
+            await answer(self.bot, interaction, "program_stats", figures)
+        else:  # the interaction is gone: the figures follow the chart by DM
+            await self.bot.dm_later(interaction.user.id, "program_stats", figures, locale)
 
     async def _deliver(
         self, interaction: discord.Interaction, program: Program, sending: Sequence[Sending]
-    ) -> None:
+    ) -> bool:
         """Each file as an ephemeral follow-up with its caption; from the first that the
-        interaction can no longer carry (its token expired), the rest go by DM."""
+        interaction can no longer carry (its token expired), the rest go by DM. Returns
+        whether the interaction carried them all."""
         locale = locale_of(interaction)
         for index, (file, _, template, view) in enumerate(sending):
             text = self.bot.renderer.text(locale, template, **view)[:MAX_MESSAGE]
@@ -129,11 +134,12 @@ class ExportsCog(commands.Cog):
                 if isinstance(exc, discord.NotFound) or exc.code in TOKEN_GONE:
                     logger.info("interaction %s expired (%s): files by DM", interaction.id, exc)
                     await self._by_dm(interaction, program, sending[index:], locale)
-                    return
+                    return False
                 self._reports().discard([file for file, *_ in sending[index:]])
                 await error(self.bot, interaction, "platform")
-                return
+                return True
             self._reports().discard([file])
+        return True
 
     async def _by_dm(
         self,
