@@ -35,6 +35,8 @@ from delivery.adapter import BotAdapter, ChatPort, Job, JobReport
 from delivery.inbox import Inbox
 from delivery.outbox import Outbox
 from delivery.ratelimit import Limits, RateLimiter
+from delivery.spool import Spool
+from leaderboard.reports import Reports
 from leaderboard.service import BoardService
 from referrals.clock import Clock, SystemClock
 from referrals.people import People
@@ -73,6 +75,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     discord_token: SecretStr | None = None
     discord_api_url: str | None = None
+    # Where files wait to be sent (exports, charts): next to the SQLite database, else
+    # next to the config file. Instances sharing one database must share it too.
+    data_dir: str = ""
 
     @field_validator("telegram_owners", mode="before")
     @classmethod
@@ -135,6 +140,20 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/") if value else None
+
+    def data_path(self) -> Path:
+        """The data directory (``data_dir``, or its default)."""
+        if self.data_dir:
+            return Path(self.data_dir).expanduser()
+        url = make_url(self.database_url)
+        database = url.database or ""
+        if (
+            url.get_backend_name() == "sqlite"
+            and database
+            and not database.startswith(("file:", ":memory:"))
+        ):
+            return Path(database).expanduser().resolve().parent
+        return config_path().resolve().parent
 
     @classmethod
     def settings_customise_sources(
@@ -222,11 +241,15 @@ class Application:
         self.referrals = ReferralService(self.db, self.clock, people=self.people)
         monotonic = monotonic or time.monotonic
         limiters = {"telegram": RateLimiter(limits, monotonic)} if limits else {}
-        self.outbox = Outbox(self.db, self.clock, limiters=limiters, monotonic=monotonic)
+        self.spool = Spool(settings.data_path() / "spool")
+        self.outbox = Outbox(
+            self.db, self.clock, limiters=limiters, monotonic=monotonic, spool=self.spool
+        )
         self.rewards = RewardService(self.referrals.engine)
         # A reward's grant records its message's outcome in the outbox's own transaction.
         self.outbox.on_settled(self.rewards.settled)
         self.boards = BoardService(self.referrals.engine, self.rewards)
+        self.reports = Reports(self.referrals.engine, self.rewards, self.spool)
         self.inbox = Inbox(self.db, self.clock)
         self.renderer = Renderer()
         self.bots: list[BotAdapter] = []
@@ -250,12 +273,14 @@ class Application:
                 retry_delays=retry_delays,
             )
             self.telegram.dispatcher["boards"] = self.boards
+            self.telegram.dispatcher["reports"] = self.reports
             self.bots.append(self.telegram)
         self.discord: DiscordBot | None = None
         if settings.discord_token is not None:
             self.discord = self._discord_bot(
                 settings.discord_token.get_secret_value(), **(discord_options or {})
             )
+            self.discord.bot.reports = self.reports
             self.bots.append(self.discord)
         self.jobs: list[Job] = [
             Job("confirm_due", self._confirm_due, every=timedelta(minutes=1)),

@@ -11,6 +11,11 @@ nothing else.
 The outbox itself only carries actions; their meaning belongs to the platform's sender.
 ``WELCOME_APPROVE`` is Telegram's: a join request allows a DM only until it is processed,
 so the Telegram port sends the welcome and then approves the request.
+
+``SEND_DOCUMENT`` and ``SEND_PHOTO`` carry a file (an export, a chart) that waits in the
+outbox's spool directory (:mod:`delivery.spool`): the payload names it there, so the row
+survives a restart and a retry after a 429 sends the very same file; the row's text is the
+file's caption.
 """
 
 from __future__ import annotations
@@ -28,6 +33,11 @@ class Action(enum.StrEnum):
     SEND_PIN = "send_pin"  # a new message, pinned when the bot may
     EDIT = "edit"  # replace the text (and buttons) of a message the bot sent
     WELCOME_APPROVE = "welcome_approve"  # Telegram: DM a join requester, then approve
+    SEND_DOCUMENT = "send_document"  # a file from the spool, with the text as its caption
+    SEND_PHOTO = "send_photo"  # an image from the spool, with the text as its caption
+
+
+FILE_ACTIONS = frozenset({Action.SEND_DOCUMENT, Action.SEND_PHOTO})
 
 
 class MalformedRow(ValueError):
@@ -126,13 +136,43 @@ class WelcomeApprove:
     buttons: Buttons = ()
 
 
-Payload = Post | Edit | WelcomeApprove
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """``SEND_DOCUMENT`` and ``SEND_PHOTO``: ``spooled`` is the file's name in the spool
+    (``<batch>/<file>``, nothing else), ``filename`` the name the person sees."""
+
+    spooled: str
+    filename: str
+    buttons: Buttons = ()
+
+    def __post_init__(self) -> None:
+        parts = self.spooled.split("/") if isinstance(self.spooled, str) else []
+        if len(parts) != 2 or not all(_plain_name(part) for part in parts):
+            raise MalformedRow(f"not a spooled file name: {self.spooled!r}")
+        if not isinstance(self.filename, str) or not _plain_name(self.filename):
+            raise MalformedRow(f"not a file name: {self.filename!r}")
+
+
+def _plain_name(name: str) -> bool:
+    """One path part: no separators, no parent or hidden names, no control characters."""
+    return (
+        0 < len(name) <= 128
+        and not name.startswith(".")
+        and "/" not in name
+        and "\\" not in name
+        and all(ord(ch) >= 32 for ch in name)
+    )
+
+
+Payload = Post | Edit | WelcomeApprove | Attachment
 
 PAYLOADS: dict[Action, type[Payload]] = {
     Action.SEND: Post,
     Action.SEND_PIN: Post,
     Action.EDIT: Edit,
     Action.WELCOME_APPROVE: WelcomeApprove,
+    Action.SEND_DOCUMENT: Attachment,
+    Action.SEND_PHOTO: Attachment,
 }
 
 
@@ -166,6 +206,8 @@ def dump(action: Action, payload: Payload) -> str | None:
             user_id=payload.user_id,
             window_ends=payload.window_ends.isoformat(),
         )
+    elif isinstance(payload, Attachment):
+        data.update(spooled=payload.spooled, filename=payload.filename)
     return json.dumps(data, sort_keys=True) if data else None
 
 
@@ -193,6 +235,8 @@ def load(action: str, stored: str | None) -> tuple[Action, Payload]:
                 _when(data.pop("window_ends")),
                 buttons,
             )
+        elif kind in FILE_ACTIONS:
+            payload = Attachment(_text(data.pop("spooled")), _text(data.pop("filename")), buttons)
         else:
             payload = Post(buttons)
     except KeyError as exc:
@@ -205,6 +249,12 @@ def load(action: str, stored: str | None) -> tuple[Action, Payload]:
 def _int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise MalformedRow(f"expected an integer, not {value!r}")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise MalformedRow(f"expected text, not {value!r}")
     return value
 
 

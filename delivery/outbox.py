@@ -25,6 +25,11 @@ work, and what must not be lost — a follow-up DM, a notification to someone el
 outbox row like any other. A follow-up through the interaction's token (an edit of the
 deferred response) is also sent directly by the adapter, within the token's life.
 
+**Files.** A row that sends a file (``SEND_DOCUMENT``, ``SEND_PHOTO``) names it in the
+outbox's :class:`~delivery.spool.Spool`; the drain hands the sender the file's path
+(``OutboundMessage.file``), fails a row whose file is gone, and deletes each file once its
+row is sent or has failed for good. A retry after a 429 sends the same file again.
+
 **Keeping the table small.** :meth:`Outbox.purge` deletes sent, failed and expired rows
 after a retention period (7 days by default, never below two days: Telegram hands an
 update over again for 24 hours and the inbox retries kept ones for hours, and their answers
@@ -37,6 +42,7 @@ in the same transaction as the delete, so instances sharing one database purge o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import json
 import logging
@@ -45,10 +51,11 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from delivery import actions
-from delivery.actions import Action, MalformedRow, Payload
+from delivery.actions import FILE_ACTIONS, Action, Attachment, MalformedRow, Payload
 from delivery.port import (
     Clock,
     Delivered,
@@ -59,6 +66,7 @@ from delivery.port import (
     UnreachableReason,
 )
 from delivery.ratelimit import Limits, RateLimiter
+from delivery.spool import Spool
 from storage import jobs as db_jobs
 from storage import outbox as db_outbox
 from storage import people as db_people
@@ -134,6 +142,7 @@ class OutboundMessage:
     context: dict[str, Any]  # the template's context only
     locales: tuple[str, ...]  # the language candidates, most wanted first
     attempts: int
+    file: Path | None = None  # SEND_DOCUMENT / SEND_PHOTO: the spooled file to send
 
     @property
     def locale(self) -> str | None:
@@ -217,7 +226,9 @@ class Outbox:
         lease: timedelta = timedelta(minutes=2),
         max_in_flight: int = 32,
         retention: timedelta = RETENTION,
+        spool: Spool | None = None,
     ) -> None:
+        """``spool`` holds the files of file rows (none: such rows fail as malformed)."""
         if retention < MIN_RETENTION:
             raise ValueError(f"outbox retention must be at least {MIN_RETENTION}")
         self._db = db
@@ -228,6 +239,7 @@ class Outbox:
         for sender in (senders or {}).values():
             self.add_sender(sender)
         self.retention = retention
+        self.spool = spool
         self._batch = batch
         self._max_attempts = max_attempts
         self._lease = lease
@@ -324,7 +336,7 @@ class Outbox:
                 rate_wait = min(rate_wait, 1.0)
                 continue
             try:
-                outbound = _outbound(row)
+                outbound = self._with_file(_outbound(row))
             except MalformedRow as exc:
                 failed.append((row["id"], f"malformed row: {exc}"))
                 report.failures.append((row["id"], "malformed"))
@@ -403,10 +415,39 @@ class Outbox:
                     for listener in self._listeners:
                         await listener(conn, settled)
         report.sent, report.retried, report.failed = len(sent), len(retry), len(failed)
+        self._discard_files(rows, {row_id for row_id, _ in sent} | {i for i, _ in failed})
         for row_id, error in failed:
             logger.warning("outbox row %s not delivered: %s", row_id, error)
         report.wait = 0.0 if rate_wait == float("inf") else rate_wait
         return report
+
+    def _with_file(self, outbound: OutboundMessage) -> OutboundMessage:
+        """A file row as its sender receives it: with the path of its spooled file, or
+        :class:`MalformedRow` when the file is gone (it never sends something else)."""
+        if not isinstance(outbound.payload, Attachment):
+            return outbound
+        if self.spool is None:
+            raise MalformedRow("a file row, but this outbox has no spool")
+        path = self.spool.path_of(outbound.payload.spooled)
+        if path is None:
+            raise MalformedRow(f"the file {outbound.payload.spooled} is gone from the spool")
+        return dataclasses.replace(outbound, file=path)
+
+    def _discard_files(self, rows: Sequence[Mapping[str, Any]], settled: set[int]) -> None:
+        """Delete the spooled files of rows that were sent or failed for good."""
+        if self.spool is None or not settled:
+            return
+        names = []
+        for row in rows:
+            if row["id"] not in settled or row["action"] not in FILE_ACTIONS:
+                continue
+            try:
+                _, payload = actions.load(row["action"], row.get("payload"))
+            except MalformedRow:
+                continue
+            if isinstance(payload, Attachment):
+                names.append(payload.spooled)
+        self.spool.discard(names)
 
     async def _send_in_order(
         self, group: list[tuple[dict[str, Any], OutboundMessage]]
@@ -461,7 +502,23 @@ class Outbox:
             purged = await db_outbox.purge_finished(conn, now - self.retention)
         if purged:
             logger.info("outbox: purged %d rows older than %s", purged, self.retention)
+        await self.sweep_spool()
         return purged
+
+    async def sweep_spool(self) -> int:
+        """Delete spooled files that no queued row names any more (a process that stopped
+        between writing a file and queueing its row, a row that expired)."""
+        if self.spool is None:
+            return 0
+        async with self._db.read() as conn:
+            stored = await db_outbox.queued_payloads(conn, sorted(FILE_ACTIONS))
+        keep = set()
+        for text in stored:
+            try:
+                keep.add(str(json.loads(text)["spooled"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+        return await asyncio.to_thread(self.spool.sweep, keep)
 
     async def run(self, stop: asyncio.Event, idle: float = 1.0) -> None:
         """Drain until ``stop`` is set, sleeping only while nothing can be sent."""

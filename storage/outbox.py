@@ -325,3 +325,15 @@ async def outbox_states(conn: AsyncConnection, keys: Sequence[str]) -> dict[str,
         )
         found.update({key: state for key, state in rows})
     return found
+
+
+async def queued_payloads(conn: AsyncConnection, actions: Sequence[str]) -> list[str]:
+    """The payloads of the queued rows of these actions (the spool's files still awaited)."""
+    result = await conn.execute(
+        select(outbox.c.payload).where(
+            outbox.c.state == "queued",
+            outbox.c.action.in_(list(actions)),
+            outbox.c.payload.is_not(None),
+        )
+    )
+    return [str(payload) for payload in result.scalars()]

@@ -27,6 +27,7 @@ from bots.discord.tracker import DEFAULT_MEMBER_ADD_LAG, DEFAULT_SETTLE_SECONDS,
 from bots.render import Renderer
 from delivery.adapter import Job
 from delivery.outbox import Outbox, Priority, message
+from leaderboard.reports import Reports
 from leaderboard.service import BoardService
 from referrals.clock import Clock
 from referrals.models import Program
@@ -46,6 +47,7 @@ EXTENSIONS = (
     "bots.discord.cogs.leaderboard",
     "bots.discord.cogs.codes",
     "bots.discord.cogs.fulfil",
+    "bots.discord.cogs.exports",
 )
 MAX_RATELIMIT_TIMEOUT = 30.0  # discord.py raises anything lower to 30 s
 # Manage Server, Manage Roles, Manage Channels, Create Invite, View Channels, Send
@@ -129,6 +131,7 @@ class ReferralBot(commands.Bot):
         self.clock = clock
         self.settle_seconds = settle_seconds
         self.extension_names = tuple(extensions)
+        self.reports: Reports | None = None  # /export and /programstats (main.py sets it)
         self.port = DiscordPort(self, self.renderer)
         self.tracker = Tracker(self, settle_seconds, member_add_lag)
         self._programs: dict[int, Program | None] = {}

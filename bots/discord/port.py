@@ -30,7 +30,7 @@ import discord
 
 from bots.discord.components import Buttons, forget
 from bots.render import Renderer
-from delivery.actions import Edit
+from delivery.actions import Attachment, Edit
 from delivery.outbox import OutboundMessage, Refusal
 from delivery.port import (
     AccessChat,
@@ -74,6 +74,9 @@ MAX_MESSAGE = 2000
 INVITE_CAP = 30016
 DMS_CLOSED = 50007
 DM_OPEN_TOO_FAST = 40003
+# A bot's attachments: 10 MiB each by default (an interaction says its own
+# ``attachment_size_limit``); a margin stays free for the rest of the request.
+ATTACHMENT_LIMIT = 10 * 1024 * 1024 - 64 * 1024
 
 
 def classify(exc: Exception) -> Failure | TransientFailure:
@@ -121,6 +124,8 @@ class DiscordPort:
         self.client = client
         self.renderer = renderer
         self.limits = limits
+        self.document_limit = ATTACHMENT_LIMIT  # bytes one file may have
+        self.photo_limit = ATTACHMENT_LIMIT
         self._monotonic = monotonic
         self.invite_channels: dict[int, int] = {}  # guild -> the program's invite channel
         self.buttons = Buttons(renderer)  # the custom ids the bot's cogs answer
@@ -334,12 +339,36 @@ class DiscordPort:
                 if isinstance(edited, RetryAfter | Unreachable | TransientFailure):
                     return edited
                 return Delivered(message.payload.message_id)
+            if isinstance(message.payload, Attachment):
+                return await self._send_file(target, message, message.payload, text)
             extra: dict[str, Any] = {"view": view} if view is not None else {}
             sent = await self._call(
                 lambda: target.send(text, allowed_mentions=NO_MENTIONS, **extra)
             )
         finally:
             forget(view)
+        if isinstance(sent, RetryAfter | Unreachable | TransientFailure):
+            return sent
+        return Delivered(sent.id)
+
+    async def _send_file(
+        self,
+        target: discord.abc.Messageable,
+        message: OutboundMessage,
+        payload: Attachment,
+        text: str,
+    ) -> SendResult:
+        """A spooled file as an attachment (``files[0]`` beside ``payload_json``)."""
+        if message.file is None:
+            return Unreachable(UnreachableReason.REJECTED, "no file to send")
+        path = message.file
+        sent = await self._call(
+            lambda: target.send(
+                text,
+                file=discord.File(path, filename=payload.filename),
+                allowed_mentions=NO_MENTIONS,
+            )
+        )
         if isinstance(sent, RetryAfter | Unreachable | TransientFailure):
             return sent
         return Delivered(sent.id)

@@ -15,6 +15,7 @@ from aiogram import Bot
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
+    TelegramEntityTooLarge,
     TelegramForbiddenError,
     TelegramMigrateToChat,
     TelegramNetworkError,
@@ -26,13 +27,14 @@ from aiogram.exceptions import (
 from aiogram.types import (
     ChatMemberUnion,
     CopyTextButton,
+    FSInputFile,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     LinkPreviewOptions,
 )
 
 from bots.render import Renderer
-from delivery.actions import Action, Button, Buttons, Edit, WelcomeApprove
+from delivery.actions import Action, Attachment, Button, Buttons, Edit, WelcomeApprove
 from delivery.outbox import OutboundMessage, Refusal
 from delivery.port import (
     AccessChat,
@@ -73,6 +75,10 @@ TELEGRAM_LIMITS = Limits(
 TRANSIENT_RETRY = RetryAfter(5)  # a network or server error on a call the engine awaits
 DECISION_RETRY = RetryAfter(2)  # the same for approving or declining a join request
 WELCOME_MARGIN = timedelta(seconds=10)  # a welcome retried later must still fit the window
+# What a bot may upload (Bot API, "Sending files"): documents up to 50 MB, photos up to
+# 10 MB; a margin stays free for the rest of the multipart request.
+DOCUMENT_LIMIT = 50 * 1024 * 1024 - 64 * 1024
+PHOTO_LIMIT = 10 * 1024 * 1024 - 64 * 1024
 MEMBER_STATUSES = {"creator", "administrator", "member"}
 ADMIN_STATUSES = {"creator", "administrator"}
 
@@ -94,6 +100,8 @@ def classify(exc: Exception) -> Failure | TransientFailure:
         if "kicked" in text or "not a member" in text or "removed" in text:
             return Unreachable(UnreachableReason.BOT_REMOVED, text)
         return Unreachable(UnreachableReason.NO_RIGHTS, text)
+    if isinstance(exc, TelegramEntityTooLarge):  # 413: a file over the upload limit
+        return Unreachable(UnreachableReason.REJECTED, f"too large: {text}")
     if isinstance(exc, TelegramMigrateToChat):
         return Unreachable(UnreachableReason.NOT_FOUND, f"migrated to {exc.migrate_to_chat_id}")
     if isinstance(exc, TelegramNotFound):
@@ -132,6 +140,8 @@ class TelegramPort:
     ) -> None:
         self.bot = bot
         self.limits = limits
+        self.document_limit = DOCUMENT_LIMIT  # bytes one file may have (a test may lower it)
+        self.photo_limit = PHOTO_LIMIT
         self.bot_username = bot_username
         self.renderer = renderer
         self.owners = owners
@@ -327,6 +337,8 @@ class TelegramPort:
             return Delivered(payload.message_id)
         if isinstance(payload, WelcomeApprove):
             return await self._welcome_then_approve(message, payload, text, markup)
+        if isinstance(payload, Attachment):
+            return await self._send_file(message, payload, text, markup)
         sent = await self._call(
             lambda: self.bot.send_message(
                 chat_id,
@@ -342,6 +354,35 @@ class TelegramPort:
             pinned = await self._call(lambda: self.bot.pin_chat_message(chat_id, sent.message_id))
             if not isinstance(pinned, bool):
                 logger.info("could not pin in %s: %s", chat_id, pinned)
+        return Delivered(sent.message_id)
+
+    async def _send_file(
+        self,
+        message: OutboundMessage,
+        payload: Attachment,
+        caption: str,
+        markup: InlineKeyboardMarkup | None,
+    ) -> SendResult:
+        """A document or a photo from the spool, uploaded as multipart (the same file again
+        when a 429 brought the row back), with the text as its caption."""
+        if message.file is None:
+            return Unreachable(UnreachableReason.REJECTED, "no file to send")
+        upload = FSInputFile(message.file, filename=payload.filename)
+        chat_id = message.target_id
+        if message.action is Action.SEND_PHOTO:
+            sent = await self._call(
+                lambda: self.bot.send_photo(
+                    chat_id, upload, caption=caption, parse_mode="HTML", reply_markup=markup
+                )
+            )
+        else:
+            sent = await self._call(
+                lambda: self.bot.send_document(
+                    chat_id, upload, caption=caption, parse_mode="HTML", reply_markup=markup
+                )
+            )
+        if isinstance(sent, RetryAfter | Unreachable | TransientFailure):
+            return sent
         return Delivered(sent.message_id)
 
     def pause_for(self, refusals: Sequence[Refusal]) -> float | None:

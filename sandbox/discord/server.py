@@ -167,6 +167,9 @@ class DiscordSandboxServer:
         except ValueError as exc:
             self._log(request.method, path, route.key, 400, 50109, app)
             return _json_response(400, {"message": str(exc), "code": 50109})
+        if any(a["size"] > self.world.attachment_size_limit for a in attachments):
+            self._log(request.method, path, route.key, 413, 40005, app)
+            return _json_response(413, {"message": "Request entity too large", "code": 40005})
         major = params.get("channel_id") or params.get("guild_id") or ""
         if "webhook_id" in params:
             major = f"{params['webhook_id']}+{params.get('webhook_token', '')}"

@@ -164,6 +164,8 @@ class DiscordWorld:
         self.member_add_delay = member_add_delay
         self.interaction_deadline = interaction_deadline
         self.interaction_token_ttl = interaction_token_ttl
+        # bytes one uploaded attachment may have (a bot's default, 10 MiB; 413 40005 above)
+        self.attachment_size_limit = 10 * 1024 * 1024
         self.invite_limit = invite_limit
         self.invite_limit_scope = invite_limit_scope
         self.dm_open_limit = dm_open_limit
@@ -1168,7 +1170,7 @@ class DiscordWorld:
             "version": 1,
             "locale": user.locale,
             "entitlements": [],
-            "attachment_size_limit": 10 * 1024 * 1024,
+            "attachment_size_limit": self.attachment_size_limit,
         }
         if guild is not None:
             member = guild.members[user.id]

@@ -754,6 +754,8 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
         {"name": "Ana", "for_setup": False},
         {"name": "Ana", "for_setup": True},
         {"name": "Ana", "for_setup": False, "purpose": "settings"},
+        {"name": "Ana", "for_setup": False, "purpose": "export"},
+        {"name": "Ana", "for_setup": False, "purpose": "stats"},
     ],
     "post_invite": [{"program_title": TITLE}],
     "posted": [
@@ -998,12 +1000,74 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
         {"name": "Ana", "programs": [TITLE, "Weekend Reads", "Kopi Pagi"]},
         {"name": "", "programs": [TITLE]},
     ],
+    # the reports (bots/report_views.py)
+    "export_file": [
+        {
+            "program_title": TITLE,
+            "source": source,
+            "form": form,
+            "part": part,
+            "parts": parts,
+            "size": "12 KB",
+            "original": "62.3 MB",
+            "first": first,
+            "count": count,
+        }
+        for source, form, part, parts, first, count in (
+            ("readers", "csv", 1, 1, True, 3),
+            ("referrals", "zip", 1, 1, False, 3),
+            ("grants", "part", 2, 3, False, 5),
+            ("referrals", "csv", 1, 1, True, 1),
+        )
+    ],
+    "program_chart": [
+        {
+            "program_title": TITLE,
+            "timezone": "Asia/Jakarta",
+            "first_day": "2026-10-25",
+            "last_day": "2026-11-23",
+        }
+    ],
+    "program_stats": [
+        {
+            "program_title": TITLE,
+            "timezone": "Asia/Jakarta",
+            "first_day": "2026-10-25",
+            "last_day": "2026-11-23",
+            "last_days": total,
+            "last_days_counted": counted,
+            "best_day": {"day": "2026-11-20", "total": 4} if total else None,
+            "referrals": total,
+            "counted": counted,
+            "waiting": 2 if total else 0,
+            "rejected": 1 if total else 0,
+            "left": 1 if total else 0,
+            "rate": 83 if total else None,
+            "labels": (
+                [
+                    {"label": "whatsapp", "referrals": 5, "counted": 4, "rate": 80},
+                    {"label": "", "referrals": 3, "counted": 1, "rate": None},
+                ]
+                if total
+                else []
+            ),
+            "grants": grants,
+            "codes_used": 3 if grants else 0,
+            "codes_left": 7 if grants else 0,
+            "currency": "USD" if grants else "",
+            "cost": "7.50" if grants else None,
+            "cost_per_referral": "1.50" if grants else None,
+        }
+        for total, counted, grants in ((8, 5, {"delivered": 3}), (0, 0, {}))
+    ],
+    "report_privately": [{"name": "Ana", "what": "export"}, {"name": "Ana", "what": "stats"}],
 }
 
 # Arguments for label macros that take some (the code passes them as ``args``).
 LABEL_ARGS: dict[str, list[dict[str, Any]]] = {
     "setup": [{"title": TITLE}, {"title": ""}],
     "program": [{"title": TITLE}],
+    "chart_x": [{"timezone": "Asia/Jakarta"}],
     "hold": [{"hours": 0}, {"hours": 72}],
     "join_mode": [{"mode": "bot"}, {"mode": "direct"}],
     "leave_policy": [{"policy": "keep"}, {"policy": "subtract"}],

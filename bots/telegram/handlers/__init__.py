@@ -16,6 +16,7 @@ from bots.telegram.handlers import (
     milestones,
     privacy,
     program,
+    reports,
     review,
     rewards,
     season,
@@ -53,6 +54,7 @@ def get_routers() -> list[Router]:
         program.router,
         board.router,
         season.router,
+        reports.router,
         rewards.router,
         # after every command: its text and file handlers take what a guided flow waits for
         milestones.router,
