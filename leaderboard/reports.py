@@ -5,8 +5,8 @@ Both check on every call that the person manages the program (asked of the platf
 through the engine) before anything is read or built. The files are built in the
 outbox's spool (:mod:`delivery.spool`) so that an adapter can queue them as
 ``SEND_DOCUMENT`` / ``SEND_PHOTO`` rows (or send them at once and :meth:`Reports.discard`
-them); CSV writing, zipping and splitting and the chart run in worker threads, never on
-the event loop. Each file fits the upload limit the adapter names (its port's).
+them); CSV writing, zipping and splitting run in worker threads and the chart in a worker
+process, never on the event loop. Each file fits the upload limit the adapter names (its port's).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ class Reports:
         )
         batch = await asyncio.to_thread(self.spool.new_batch)
         try:
-            path = await asyncio.to_thread(stats.draw_chart, days, chart, batch / "chart.png")
+            path = await stats.draw_chart_elsewhere(days, chart, batch / "chart.png")
             size = path.stat().st_size
             if size > limit:  # 900x420 pixels of flat colours: tens of kilobytes
                 raise ValueError(f"the chart is {size} bytes, over the limit of {limit}")

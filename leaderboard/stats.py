@@ -6,13 +6,18 @@ figures (grants, codes used, cost per confirmed referral).
 The database sums joins per quarter hour (every zone's offset is a multiple of 15
 minutes, so each quarter hour lies within one local day) and this module adds them up by
 local day: a few thousand rows at most, whatever the program's size. The chart is drawn
-with matplotlib's Agg backend (imported only when a chart is drawn) in a worker thread;
+with matplotlib's Agg backend (imported only when a chart is drawn) in a worker process;
 its texts come from the caller, in the reader's language, and are never parsed as
 mathtext.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import concurrent.futures.process
+import logging
+import multiprocessing
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -23,6 +28,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from storage.exports import BUCKET_SECONDS
+
+logger = logging.getLogger(__name__)
 
 DAYS = 30
 TOP_LABELS = 5
@@ -146,9 +153,32 @@ def by_label(
     return tuple(stats[:top]), dict(totals)
 
 
+_pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+
+async def draw_chart_elsewhere(days: Sequence[Day], text: ChartText, path: Path) -> Path:
+    """:func:`draw_chart` in a worker process, started on the first chart and kept. Not a
+    thread: matplotlib's import and its Agg renderer hold the GIL for tens of milliseconds
+    at a time (35-45 ms measured by benchmarks/exports.py), which a thread would take from
+    the event loop. If the process cannot be started, a thread does it."""
+    global _pool
+    loop = asyncio.get_running_loop()
+    try:
+        if _pool is None:
+            # forkserver: a clean process, not a fork of one with the database's threads.
+            _pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("forkserver")
+            )
+        return await loop.run_in_executor(_pool, draw_chart, list(days), text, path)
+    except (OSError, concurrent.futures.process.BrokenProcessPool) as exc:
+        logger.warning("charts drawn in a thread: no worker process (%s)", exc)
+        _pool = None
+        return await asyncio.to_thread(draw_chart, days, text, path)
+
+
 def draw_chart(days: Sequence[Day], text: ChartText, path: Path) -> Path:
-    """A PNG of the days as stacked bars (counted, waiting, rejected). Blocking: run it in
-    a worker thread."""
+    """A PNG of the days as stacked bars (counted, waiting, rejected). Blocking: run it
+    elsewhere (:func:`draw_chart_elsewhere`)."""
     with _DRAWING:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
