@@ -22,6 +22,7 @@ import discord
 import yarl
 from discord.ext import commands
 
+from bots.discord import errors
 from bots.discord.port import DiscordPort
 from bots.discord.tracker import DEFAULT_MEMBER_ADD_LAG, DEFAULT_SETTLE_SECONDS, Tracker
 from bots.render import Renderer
@@ -137,6 +138,7 @@ class ReferralBot(commands.Bot):
         self._programs: dict[int, Program | None] = {}
 
     async def setup_hook(self) -> None:
+        errors.install(self)
         await self.add_cog(self.tracker)
         for name in self.extension_names:
             await self.load_extension(name)

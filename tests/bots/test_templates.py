@@ -498,6 +498,7 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             "pool_not_found",
             "one_reward",
             "answer_closed",
+            "unexpected",
             "platform",
             "x",
         )
