@@ -178,9 +178,10 @@ def lang(changed: bool) -> View:
     return {"changed": changed}
 
 
-def forget(step: str) -> View:
-    """``confirm``, ``done`` or ``cancelled``."""
-    return {"step": step}
+def forget(step: str, *, by_command: bool = False) -> View:
+    """``confirm``, ``done`` or ``cancelled``; ``by_command`` where the confirmation is a
+    command option, not a button (Discord)."""
+    return {"step": step, "by_command": by_command}
 
 
 def help_text(manager: bool) -> View:

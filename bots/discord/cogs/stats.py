@@ -43,7 +43,7 @@ class StatsCog(commands.Cog):
     async def forget(self, interaction: discord.Interaction, confirm: bool = False) -> None:
         """Delete your links, counts and the list of your friends."""
         if not confirm:
-            await answer(self.bot, interaction, "forget", views.forget("confirm"))
+            await answer(self.bot, interaction, "forget", views.forget("confirm", by_command=True))
             return
         await defer(interaction)
         await self.bot.referrals.forget(PlatformUser(PLATFORM, interaction.user.id))
