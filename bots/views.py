@@ -215,6 +215,20 @@ def settings(program: Program, saved: bool = False) -> View:
     }
 
 
+def discord_settings(program: Program, saved: bool = False) -> View:
+    """``/settings`` on Discord: each setting with the key that changes it (no buttons
+    there), the labels switch and the rewards opt-in."""
+    return {
+        **settings(program, saved),
+        "min_account_age_days": program.min_account_age_days,
+        "referrer_cap": program.referrer_cap,
+        "burst_limit": program.burst_limit,
+        "burst_window_minutes": program.burst_window_minutes,
+        "labels_allowed": program.labels_allowed,
+        "rewards_opt_in": program.rewards_opt_in,
+    }
+
+
 def program_totals(
     program: Program, totals: Mapping[str, int], report: Mapping[str, Any] | None = None
 ) -> View:
@@ -287,8 +301,10 @@ def program_notice(program: Program, *, paused: bool, reason: str | None = None)
     return {"program_title": program.title, "paused": paused, "reason": reason}
 
 
-def post_invite(program: Program) -> View:
-    return {"program_title": program.title}
+def post_invite(program: Program, *, by_command: bool = False) -> View:
+    """The invitation posted in a chat; ``by_command`` where readers type /invite (Discord:
+    the post has no button)."""
+    return {"program_title": program.title, "by_command": by_command}
 
 
 def posted(program: Program, *, ok: bool, pinned: bool) -> View:

@@ -71,11 +71,15 @@ async def program_row(dc: Discord) -> dict[str, Any]:
 
 
 async def wait_rows(
-    dc: Discord, table: Table, count: int, timeout: float = 5.0, **where: Any
+    dc: Discord,
+    table: Table,
+    count: int,
+    timeout: float = 5.0,  # noqa: ASYNC109 - a deadline for the whole wait
+    **where: Any,
 ) -> list[dict[str, Any]]:
     """Wait (real time, bounded) until ``table`` holds ``count`` matching rows."""
     async with asyncio.timeout(timeout):
-        while len(found := await rows(dc, table, **where)) < count:
+        while len(found := await rows(dc, table, **where)) < count:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
     return found
 
