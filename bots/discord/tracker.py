@@ -204,13 +204,13 @@ class Tracker(commands.Cog):
                 self.settled_joins += len(batch)
             if not stale:
                 self.stale.discard(guild.id)
-        rejoined = [
-            n.person.user_id
-            for n, outcome in zip(batch, outcomes, strict=True)
-            if outcome.status is JoinStatus.NOT_COUNTED
-        ]
-        for user_id in rejoined:
-            await self.bot.give_roles_again(program, user_id)
+        if program.rewards_allowed:
+            # A member who comes back has lost their roles: whatever their join counts as
+            # (a rejoin, nobody's, even someone else's referral), role rewards they
+            # received are given again.
+            for n, outcome in zip(batch, outcomes, strict=True):
+                if outcome.status is not JoinStatus.DUPLICATE:
+                    await self.bot.give_roles_again(program, n.person.user_id)
         self.bot.outbox.wake()
 
     @commands.Cog.listener()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -9,6 +11,7 @@ from discord.ext import commands
 from bots import views
 from bots.discord.app import ReferralBot
 from bots.discord.common import answer, defer, locale_of, program_here
+from referrals.models import Program
 
 
 class RewardsCog(commands.Cog):
@@ -25,20 +28,38 @@ class RewardsCog(commands.Cog):
             return
         await defer(interaction)
         unreachable = await self.bot.reader_seen(interaction.user, locale_of(interaction))
-        grants = await self.bot.rewards.rewards_of(program.id, interaction.user.id)
-        progress = await self.bot.rewards.progress(program.id, interaction.user.id)
+        view = await rewards_view(self.bot, program, interaction.user.id, unreachable)
         await self.bot.give_roles_again(program, interaction.user.id)
-        view = views.reader_rewards(
-            program,
-            grants,
-            enabled=program.rewards_allowed,
-            counted=progress.rewardable,
-            next_title=progress.next_title,
-            next_count=progress.next_at,
-            unreachable=unreachable,
-        )
         self.bot.outbox.wake()
         await answer(self.bot, interaction, "discord_rewards", view)
+
+
+async def rewards_view(
+    bot: ReferralBot, program: Program, user_id: int, unreachable: bool
+) -> dict[str, Any]:
+    """What /rewards shows: the reader's grants, the next milestone, and whether the
+    bot's DMs to them did not arrive."""
+    grants = await bot.rewards.rewards_of(program.id, user_id)
+    progress = await bot.rewards.progress(program.id, user_id)
+    return views.reader_rewards(
+        program,
+        grants,
+        enabled=program.rewards_allowed,
+        counted=progress.rewardable,
+        next_title=progress.next_title,
+        next_count=progress.next_at,
+        unreachable=unreachable,
+    )
+
+
+async def show_waiting(
+    bot: ReferralBot, interaction: discord.Interaction, program: Program
+) -> None:
+    """A reader whose DMs did not arrive typed another command: after its answer, what
+    waits for them, ephemerally (it is sent to them again as well)."""
+    view = await rewards_view(bot, program, interaction.user.id, unreachable=True)
+    if view["enabled"] and view["items"]:
+        await answer(bot, interaction, "discord_rewards", view)
 
 
 async def setup(bot: commands.Bot) -> None:
