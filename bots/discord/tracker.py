@@ -43,6 +43,10 @@ class Tracker(commands.Cog):
         self.pending: dict[int, list[Newcomer]] = {}
         self.windows: dict[int, asyncio.Task[None]] = {}
         self.stale: set[int] = set()
+        # Servers whose pending joins include one that arrived while the counters were not
+        # known (a RESUME replays joins whose counters moved before the resync that may
+        # finish first): that window settles as stale whatever the resync did meanwhile.
+        self.stale_window: set[int] = set()
         self.synced = False  # False until the first READY's resync: counters unknown
         self.settled_joins = 0  # joins settled so far (tests, the benchmark)
 
@@ -159,6 +163,8 @@ class Tracker(commands.Cog):
         program = await self.bot.program_of(member.guild.id)
         if program is None:
             return
+        if member.guild.id in self.stale or not self.synced:
+            self.stale_window.add(member.guild.id)
         self.pending.setdefault(member.guild.id, []).append(newcomer(member))
         if member.guild.id not in self.windows:
             self.windows[member.guild.id] = asyncio.create_task(
@@ -186,9 +192,11 @@ class Tracker(commands.Cog):
         """Fetch the counters once for the window's joins and let the engine decide."""
         async with self.locks[guild.id]:
             batch = self.pending.pop(guild.id, [])
+            arrived_stale = guild.id in self.stale_window
+            self.stale_window.discard(guild.id)
             if not batch:
                 return
-            stale = guild.id in self.stale or not self.synced
+            stale = arrived_stale or guild.id in self.stale or not self.synced
             snapshot = await self.snapshot(guild)
             if snapshot is None:
                 snapshot, stale = Snapshot([], None), True
