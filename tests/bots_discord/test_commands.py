@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from storage.schema import join_attempts, links, outbox, people, referrals
 from tests.bots_discord.conftest import Discord
 from tests.helpers.discord import ask, code_in, invite_code, member, rows
@@ -165,3 +167,29 @@ async def test_help_shows_managers_their_commands_only(set_up: Discord) -> None:
     for command in ("/setup", "/settings", "/milestone add", "/review", "/post"):
         assert command in manager_help
     assert await rows(dc, outbox) == []  # help is an answer, not a message
+
+
+EVERY_COMMAND = [
+    ("invite", None),
+    ("stats", None),
+    ("rewards", None),
+    ("forget", None),
+    ("help", None),
+    ("setup", None),
+    ("settings", None),
+    ("milestone list", None),
+    ("review", None),
+    ("post", None),
+]
+
+
+@pytest.mark.parametrize(("command", "options"), EVERY_COMMAND)
+async def test_every_command_answers_at_once_and_only_to_whoever_typed_it(
+    set_up: Discord, command: str, options: dict[str, object] | None
+) -> None:
+    dc = set_up
+    record, answer = await ask(dc, dc.owner, command, options)
+    first = record.responses[0]
+    assert first.type in (4, 5) and first.ephemeral  # a message, or "thinking", at once
+    assert answer.ephemeral
+    assert record.refused == []  # never past the 3 seconds (10062) or answered twice

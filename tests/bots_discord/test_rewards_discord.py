@@ -203,3 +203,18 @@ async def test_opening_dms_too_fast_backs_off_every_dm_open(set_up: Discord) -> 
     waiting = [r for r in told if r["state"] == "queued"]
     for row in waiting:  # the first refused, the other waited out the same back-off
         assert 59 < float(row["last_error"].removeprefix("retry after ").rstrip("s")) <= 60
+
+
+async def test_with_rewards_turned_off_again_a_milestone_reached_gives_nothing(
+    rewarding: tuple[Discord, Role],
+) -> None:
+    dc, reader_role = rewarding
+    off = await dc.slash(dc.owner, "settings", {"key": "rewards", "value": "off"})
+    assert "Rewards are off" in off
+    alice = member(dc, "alice", "Alice")
+    await bring_a_friend(dc, alice)
+    await dc.app.tick()
+    await dc.app.outbox.wait_idle()
+    assert await rows(dc, grants) == []
+    assert not has_role(dc, alice, reader_role)
+    assert "Rewards are not on in this server." in await dc.slash(alice, "rewards")
