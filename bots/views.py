@@ -179,9 +179,10 @@ def lang(changed: bool) -> View:
     return {"changed": changed}
 
 
-def forget(step: str) -> View:
-    """``confirm``, ``done`` or ``cancelled``."""
-    return {"step": step}
+def forget(step: str, *, by_command: bool = False) -> View:
+    """``confirm``, ``done`` or ``cancelled``; ``by_command`` where the confirmation is a
+    command option, not a button (Discord)."""
+    return {"step": step, "by_command": by_command}
 
 
 def help_text(manager: bool) -> View:
@@ -212,6 +213,20 @@ def settings(program: Program, saved: bool = False) -> View:
         "human_check": program.human_check,
         "paused": program.paused,
         "saved": saved,
+    }
+
+
+def discord_settings(program: Program, saved: bool = False) -> View:
+    """``/settings`` on Discord: each setting with the key that changes it (no buttons
+    there), the labels switch and the rewards opt-in."""
+    return {
+        **settings(program, saved),
+        "min_account_age_days": program.min_account_age_days,
+        "referrer_cap": program.referrer_cap,
+        "burst_limit": program.burst_limit,
+        "burst_window_minutes": program.burst_window_minutes,
+        "labels_allowed": program.labels_allowed,
+        "rewards_opt_in": program.rewards_opt_in,
     }
 
 
@@ -289,8 +304,10 @@ def program_notice(program: Program, *, paused: bool, reason: str | None = None)
     return {"program_title": program.title, "paused": paused, "reason": reason}
 
 
-def post_invite(program: Program) -> View:
-    return {"program_title": program.title}
+def post_invite(program: Program, *, by_command: bool = False) -> View:
+    """The invitation posted in a chat; ``by_command`` where readers type /invite (Discord:
+    the post has no button)."""
+    return {"program_title": program.title, "by_command": by_command}
 
 
 def posted(program: Program, *, ok: bool, pinned: bool) -> View:

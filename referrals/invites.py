@@ -254,8 +254,15 @@ class InviteTracker:
     ) -> ResyncReport:
         """Take the counters as the new baseline (READY, a reconnect, setup). With the
         destination's whole member list, also catch up on what happened while the bot was
-        away: members who joined since the last sync are recorded as unattributed
-        (``while_away``), members the engine counted in who are gone have left."""
+        away: members the engine does not know who joined since the program was set up
+        are recorded as unattributed (``while_away``), members the engine counted in who
+        are gone have left.
+
+        "Since the program was set up", not "since the last sync": a join that came in
+        while a settle was storing its counters is older than that sync, and would be
+        lost if the process stopped before its own window settled. Joins recorded
+        already are members the engine knows (and their event keys make a repeat change
+        nothing)."""
         report = ResyncReport()
         now = self._engine.clock.now()
         async with self._engine.db.read() as conn:
@@ -264,7 +271,7 @@ class InviteTracker:
         await self._store(program_id, snapshot)
         if members is None or sync is None:
             return report  # the first sync: everyone there was there before us
-        since = sync["synced_at"]
+        since = (await self._programs.get_program(program_id)).created_at
         away = [
             JoinEvent(
                 program_id,

@@ -856,7 +856,7 @@ class RewardService:
                         marks[(pid, referred)] = mark
                         new_marks.append(mark)
                         friend = next((r for r in rules[pid] if r.role == "friend"), None)
-                        if friend is not None:
+                        if friend is not None and program.rewards_allowed:
                             friend_rows.append(
                                 self._grant_row(program, friend, referred, 1, set(), now)
                             )
@@ -890,6 +890,8 @@ class RewardService:
                 milestones = [r for r in rules[pid] if r.role == "milestone"]
                 if not milestones or pid not in programs:
                     continue
+                if not programs[pid].rewards_allowed:
+                    continue  # a Discord program whose manager turned rewards off again
                 semi = any(m.approval == Approval.SEMI for m in milestones)
                 held = await db.readers_with_held(conn, pid, readers) if semi else set()
                 for reader in readers:

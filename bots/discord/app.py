@@ -147,6 +147,13 @@ class ReferralBot(commands.Bot):
         self.tracker.cancel_windows()
         await super().close()
 
+    def drop_members_intent(self) -> None:
+        """The application's Server Members intent is off in the Developer Portal (Discord
+        closed the gateway with 4014): connect without it, so that /setup can say what is
+        missing instead of the bot never answering. No join is heard meanwhile."""
+        self._connection._intents.members = False
+        self._connection._chunk_guilds = False
+
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         """discord.py waits 5 s before every re-IDENTIFY; Discord's identify limit is per
         day, and a reconnect storm is cut short by discord.py's own backoff."""
@@ -282,7 +289,7 @@ class DiscordBot:
             self.failure = exc
             logger.error("the Discord bot could not log in: %s", exc)
             return
-        connection = asyncio.create_task(self.bot.connect(reconnect=True), name="discord-ws")
+        connection = asyncio.create_task(self._hold_gateway(), name="discord-ws")
         halt = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait({connection, halt}, return_when=asyncio.FIRST_COMPLETED)
@@ -295,6 +302,18 @@ class DiscordBot:
             connection.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await connection
+
+    async def _hold_gateway(self) -> None:
+        try:
+            await self.bot.connect(reconnect=True)
+        except discord.PrivilegedIntentsRequired:
+            logger.error(
+                "Discord refused the Server Members intent: switch it on in the Developer "
+                "Portal (Bot → Privileged Gateway Intents) and restart; until then no join "
+                "is counted and /setup says what is missing"
+            )
+            self.bot.drop_members_intent()
+            await self.bot.connect(reconnect=True)
 
     def jobs(self) -> list[Job]:
         return []

@@ -67,6 +67,10 @@ class Tracker(commands.Cog):
         self.arrivals: defaultdict[int, asyncio.Event] = defaultdict(asyncio.Event)
         self.windows: dict[int, asyncio.Task[None]] = {}
         self.stale: set[int] = set()
+        # Servers whose pending joins include one that arrived while the counters were not
+        # known (a RESUME replays joins whose counters moved before the resync that may
+        # finish first): that window settles as stale whatever the resync did meanwhile.
+        self.stale_window: set[int] = set()
         self.synced = False  # False until the first READY's resync: counters unknown
         self.settled_joins = 0  # joins settled so far (tests, the benchmark)
 
@@ -184,6 +188,8 @@ class Tracker(commands.Cog):
         program = await self.bot.program_of(member.guild.id)
         if program is None:
             return
+        if member.guild.id in self.stale or not self.synced:
+            self.stale_window.add(member.guild.id)
         waiting = self.pending.setdefault(member.guild.id, [])
         if not waiting:
             self.first_arrival[member.guild.id] = asyncio.get_running_loop().time()
@@ -216,9 +222,11 @@ class Tracker(commands.Cog):
         async with self.locks[guild.id]:
             batch = self.pending.pop(guild.id, [])
             first = self.first_arrival.pop(guild.id, None)
+            arrived_stale = guild.id in self.stale_window
+            self.stale_window.discard(guild.id)
             if not batch:
                 return
-            stale = guild.id in self.stale or not self.synced
+            stale = arrived_stale or guild.id in self.stale or not self.synced
             last_read = self.read_at.get(guild.id)
             snapshot = await self.snapshot(guild)
             if snapshot is None:
@@ -238,13 +246,13 @@ class Tracker(commands.Cog):
                 self.settled_joins += len(batch)
             if not stale:
                 self.stale.discard(guild.id)
-        rejoined = [
-            n.person.user_id
-            for n, outcome in zip(batch, outcomes, strict=True)
-            if outcome.status is JoinStatus.NOT_COUNTED
-        ]
-        for user_id in rejoined:
-            await self.bot.give_roles_again(program, user_id)
+        if program.rewards_allowed:
+            # A member who comes back has lost their roles: whatever their join counts as
+            # (a rejoin, nobody's, even someone else's referral), role rewards they
+            # received are given again.
+            for n, outcome in zip(batch, outcomes, strict=True):
+                if outcome.status is not JoinStatus.DUPLICATE:
+                    await self.bot.give_roles_again(program, n.person.user_id)
         self.bot.outbox.wake()
 
     async def _isolated(self, guild_id: int, first: float | None, last_read: float | None) -> bool:

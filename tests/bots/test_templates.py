@@ -465,6 +465,14 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             "program_title": "<b>R</b>",
             "channel_name": "@everyone",
             "rewards_opt_in": False,
+            "missing": [],
+        },
+        {
+            "step": "done",
+            "program_title": "R",
+            "channel_name": "g",
+            "rewards_opt_in": True,
+            "missing": ["manage_roles"],
         },
         {"step": "not_manager"},
         {
@@ -482,7 +490,14 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
     ],
     "discord_help": [{"manager": True}, {"manager": False}],
     "discord_error": [
-        {"code": c, "key": "k", "message": "m", "role_name": "<@&1>", "title": "<b>T</b>"}
+        {
+            "code": c,
+            "key": "k",
+            "message": "m",
+            "role_name": "<@&1>",
+            "title": "<b>T</b>",
+            "number": 7,
+        }
         for c in (
             "not_set_up",
             "not_manager",
@@ -499,6 +514,7 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             "one_reward",
             "answer_closed",
             "unexpected",
+            "unknown_milestone",
             "platform",
             "x",
         )
@@ -628,7 +644,12 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             )
         ),
     ],
-    "forget": [{"step": "confirm"}, {"step": "done"}, {"step": "cancelled"}],
+    "forget": [
+        {"step": "confirm", "by_command": False},
+        {"step": "confirm", "by_command": True},
+        {"step": "done", "by_command": False},
+        {"step": "cancelled", "by_command": False},
+    ],
     "friend_card": [
         {"program_title": TITLE, "referrer_name": "Ana", "join_url": "https://t.me/dailybrief"},
         {"program_title": TITLE, "referrer_name": "", "join_url": "https://t.me/+AbCdEf123"},
@@ -758,7 +779,10 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
         {"name": "Ana", "for_setup": False, "purpose": "export"},
         {"name": "Ana", "for_setup": False, "purpose": "stats"},
     ],
-    "post_invite": [{"program_title": TITLE}],
+    "post_invite": [
+        {"program_title": TITLE, "by_command": False},
+        {"program_title": TITLE, "by_command": True},
+    ],
     "posted": [
         {"ok": True, "pinned": False, "program_title": TITLE},
         {"ok": True, "pinned": True, "program_title": TITLE},
@@ -790,6 +814,29 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             "prizes_unclaimed": 1 if grants else 0,
         }
         for paused, grants in ((False, {}), (True, {"delivered": 3, "waiting_stock": 1}))
+    ],
+    "discord_settings": [
+        _settings(
+            min_account_age_days=0,
+            referrer_cap=None,
+            burst_limit=None,
+            burst_window_minutes=60,
+            labels_allowed=False,
+            rewards_opt_in=False,
+        ),
+        _settings(
+            hold_hours=1,
+            leave_policy="subtract",
+            locale="id",
+            min_account_age_days=7,
+            referrer_cap=50,
+            burst_limit=5,
+            burst_window_minutes=10,
+            labels_allowed=True,
+            rewards_opt_in=True,
+            paused=True,
+            saved=True,
+        ),
     ],
     "settings": [
         _settings(),

@@ -9,6 +9,7 @@ from discord.ext import commands
 
 from bots import views
 from bots.discord.app import ReferralBot
+from bots.discord.cogs.rewards import show_waiting
 from bots.discord.common import answer, defer, error, locale_of, person_of, program_here
 from bots.discord.port import INVITE_CAP
 from referrals.models import EngineError, LinkResult, Person, PlatformUnavailable, Program
@@ -37,7 +38,7 @@ class InviteCog(commands.Cog):
         await defer(interaction)
         locale = locale_of(interaction)
         person = person_of(interaction.user, locale)
-        await self.bot.reader_seen(interaction.user, locale)
+        unreachable = await self.bot.reader_seen(interaction.user, locale)
         try:
             result = await self._link(program, person, label or "")
         except PlatformUnavailable as exc:
@@ -51,6 +52,8 @@ class InviteCog(commands.Cog):
             program, result.link, counts, created=result.created, replaced=False
         )
         await answer(self.bot, interaction, "invite_card", view)
+        if unreachable:
+            await show_waiting(self.bot, interaction, program)
 
     async def _link(self, program: Program, person: Person, label: str) -> LinkResult:
         """The reader's invite; at Discord's invite cap, idle readers' invites are pruned

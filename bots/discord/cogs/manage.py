@@ -18,7 +18,7 @@ from delivery.outbox import Priority, message
 from referrals.locale import pick_locale
 from referrals.models import EngineError, Program
 from referrals.text import clean_name
-from rewards.models import RewardKind
+from rewards.models import MilestoneNotFound, RewardKind
 
 # /settings key -> the engine's setting; numbers, switches and words
 NUMBERS = {"hold_hours", "min_account_age_days", "referrer_cap", "burst_limit", "reward_cap"}
@@ -28,10 +28,15 @@ ON = {"on", "true", "yes", "1", "ya"}
 OFF = {"off", "false", "no", "0", "tidak"}
 
 
+# Without these the program cannot run; Manage Roles only matters for role rewards.
+REQUIRED = ("manage_guild", "manage_channels", "create_instant_invite", "members_intent")
+
+
 def missing_for_setup(
     guild: discord.Guild, channel: discord.abc.GuildChannel, members_intent: bool
 ) -> list[str]:
-    """What the bot lacks to run a program here ([] when nothing)."""
+    """What the bot lacks here ([] when nothing): what the program needs (see
+    ``REQUIRED``), and Manage Roles for role rewards."""
     me = guild.me
     perms = me.guild_permissions
     missing = []
@@ -41,6 +46,8 @@ def missing_for_setup(
         missing.append("manage_channels")
     if not channel.permissions_for(me).create_instant_invite:
         missing.append("create_instant_invite")
+    if not perms.manage_roles:
+        missing.append("manage_roles")
     if not members_intent:
         missing.append("members_intent")
     return missing
@@ -62,7 +69,9 @@ class ManageCog(commands.Cog):
         """Set up (or refresh) the referral program of this server (Manage Server)."""
         guild = interaction.guild
         assert guild is not None
-        locale = pick_locale(str(guild.preferred_locale))
+        # The interaction carries the server's language as it is now (the cached guild's
+        # may be older).
+        locale = pick_locale(str(interaction.guild_locale or guild.preferred_locale))
         member = interaction.user
         if not isinstance(member, discord.Member) or not member.guild_permissions.manage_guild:
             await answer(
@@ -77,7 +86,7 @@ class ManageCog(commands.Cog):
             return
         await defer(interaction)
         missing = missing_for_setup(guild, target, self.bot.intents.members)
-        if missing:
+        if any(item in REQUIRED for item in missing):
             view = views.setup(
                 "missing", missing=missing, channel_name=clean_name(target.name, 100)
             )
@@ -101,6 +110,7 @@ class ManageCog(commands.Cog):
             program_title=program.title,
             channel_name=clean_name(target.name, 100),
             rewards_opt_in=program.rewards_opt_in,
+            missing=missing,
         )
         await answer(self.bot, interaction, "discord_setup", view, locale=locale)
 
@@ -128,7 +138,9 @@ class ManageCog(commands.Cog):
             return
         await defer(interaction)
         if key is None:
-            await answer(self.bot, interaction, "settings", views.settings(program))
+            await answer(
+                self.bot, interaction, "discord_settings", views.discord_settings(program)
+            )
             return
         key = key.strip().lower()
         if key == "rewards":
@@ -149,7 +161,8 @@ class ManageCog(commands.Cog):
             await answer(self.bot, interaction, "error", views.engine_error(exc))
             return
         self.bot.remember_program(program)
-        await answer(self.bot, interaction, "settings", views.settings(program, saved=True))
+        view = views.discord_settings(program, saved=True)
+        await answer(self.bot, interaction, "discord_settings", view)
 
     async def _rewards_switch(
         self,
@@ -231,7 +244,7 @@ class ManageCog(commands.Cog):
                     "chat",
                     interaction.channel_id,
                     "post_invite",
-                    views.post_invite(program),
+                    views.post_invite(program, by_command=True),
                     priority=Priority.BULK,
                     now=self.bot.clock.now(),
                     program_id=program.id,
@@ -338,11 +351,15 @@ class ManageCog(commands.Cog):
         await defer(interaction)
         try:
             found = await self.bot.rewards.milestone(number)
-            if found.program_id != program.id:
-                raise KeyError(number)
+        except MilestoneNotFound:
+            found = None
+        if found is None or found.program_id != program.id:
+            await error(self.bot, interaction, "unknown_milestone", number=number)
+            return
+        try:
             await self.bot.rewards.remove_milestone(number, interaction.user.id)
-        except (EngineError, KeyError):
-            await error(self.bot, interaction, "platform")
+        except EngineError as exc:
+            await answer(self.bot, interaction, "error", views.engine_error(exc))
             return
         items = await self.bot.rewards.milestones(program.id)
         view = views.milestone_list(program, items, saved=True)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -11,6 +13,7 @@ from bots import views
 from bots.discord.app import ReferralBot
 from bots.discord.cogs.fulfil import answer_buttons
 from bots.discord.common import answer, defer, locale_of, program_here
+from referrals.models import Program
 from rewards.models import GrantState
 
 
@@ -28,22 +31,42 @@ class RewardsCog(commands.Cog):
             return
         await defer(interaction)
         unreachable = await self.bot.reader_seen(interaction.user, locale_of(interaction))
-        grants = await self.bot.rewards.rewards_of(program.id, interaction.user.id)
-        progress = await self.bot.rewards.progress(program.id, interaction.user.id)
+        view, buttons = await rewards_view(self.bot, interaction, program, unreachable)
         await self.bot.give_roles_again(program, interaction.user.id)
-        view = views.reader_rewards(
-            program,
-            grants,
-            enabled=program.rewards_allowed,
-            counted=progress.rewardable,
-            next_title=progress.next_title,
-            next_count=progress.next_at,
-            unreachable=unreachable,
-        )
         self.bot.outbox.wake()
-        waiting = [g.id for g in grants if g.state == GrantState.AWAITING_ANSWER]
-        buttons = answer_buttons(self.bot, locale_of(interaction), waiting)
         await answer(self.bot, interaction, "discord_rewards", view, buttons=buttons)
+
+
+async def rewards_view(
+    bot: ReferralBot, interaction: discord.Interaction, program: Program, unreachable: bool
+) -> tuple[dict[str, Any], discord.ui.View | None]:
+    """What /rewards shows the person: their grants, the next milestone, whether the
+    bot's DMs to them did not arrive; and an "Answer" button for each reward that waits
+    for their answer."""
+    user_id = interaction.user.id
+    grants = await bot.rewards.rewards_of(program.id, user_id)
+    progress = await bot.rewards.progress(program.id, user_id)
+    waiting = [g.id for g in grants if g.state == GrantState.AWAITING_ANSWER]
+    buttons = answer_buttons(bot, locale_of(interaction), waiting)
+    return views.reader_rewards(
+        program,
+        grants,
+        enabled=program.rewards_allowed,
+        counted=progress.rewardable,
+        next_title=progress.next_title,
+        next_count=progress.next_at,
+        unreachable=unreachable,
+    ), buttons
+
+
+async def show_waiting(
+    bot: ReferralBot, interaction: discord.Interaction, program: Program
+) -> None:
+    """A reader whose DMs did not arrive typed another command: after its answer, what
+    waits for them, ephemerally (it is sent to them again as well)."""
+    view, buttons = await rewards_view(bot, interaction, program, unreachable=True)
+    if view["enabled"] and view["items"]:
+        await answer(bot, interaction, "discord_rewards", view, buttons=buttons)
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -8,6 +8,7 @@ from discord.ext import commands
 
 from bots import views
 from bots.discord.app import PLATFORM, ReferralBot
+from bots.discord.cogs.rewards import show_waiting
 from bots.discord.common import answer, defer, locale_of, program_here
 from referrals.models import PlatformUser
 
@@ -27,9 +28,11 @@ class StatsCog(commands.Cog):
         if program is None:
             return
         await defer(interaction)
-        await self.bot.reader_seen(interaction.user, locale_of(interaction))
+        unreachable = await self.bot.reader_seen(interaction.user, locale_of(interaction))
         receipt = await self.bot.referrals.receipt(program.id, interaction.user.id, page)
         await answer(self.bot, interaction, "stats", views.receipt(program, receipt))
+        if unreachable:
+            await show_waiting(self.bot, interaction, program)
 
     @app_commands.command(name="help", description="What this bot does and its commands")
     async def help(self, interaction: discord.Interaction) -> None:
@@ -43,7 +46,7 @@ class StatsCog(commands.Cog):
     async def forget(self, interaction: discord.Interaction, confirm: bool = False) -> None:
         """Delete your links, counts and the list of your friends."""
         if not confirm:
-            await answer(self.bot, interaction, "forget", views.forget("confirm"))
+            await answer(self.bot, interaction, "forget", views.forget("confirm", by_command=True))
             return
         await defer(interaction)
         await self.bot.referrals.forget(PlatformUser(PLATFORM, interaction.user.id))
