@@ -426,13 +426,24 @@ class Application:
         scheduler = self.scheduler()
         scheduler.start()
         drainer = asyncio.create_task(self.outbox.run(stop), name="outbox")
+        # The bots stop after the drainer: the batch in hand goes out while their HTTP
+        # sessions are open (discord.py's close() ends its session at once).
+        bots_stop = asyncio.Event()
         serving = [
-            asyncio.create_task(bot.serve(stop), name=f"{bot.platform}-bot") for bot in self.bots
+            asyncio.create_task(bot.serve(bots_stop), name=f"{bot.platform}-bot")
+            for bot in self.bots
         ]
         try:
-            await asyncio.wait(serving, return_when=asyncio.FIRST_EXCEPTION)
+            await _until_stopped(stop, serving)
         finally:
             stop.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(drainer), timeout=STOP_GRACE_S)
+            except TimeoutError:
+                drainer.cancel()
+            except Exception:
+                logger.exception("the outbox's drainer failed")
+            bots_stop.set()
             # Every bot finishes the batch in hand; a bot that failed raises below.
             results = await asyncio.gather(*serving, return_exceptions=True)
             # No new job runs; a running one finishes its work (each of its steps is its
@@ -443,10 +454,6 @@ class Application:
             except TimeoutError:
                 logger.warning("a scheduled job is still running; stopping it")
             scheduler.shutdown(wait=False)
-            try:
-                await asyncio.wait_for(drainer, timeout=STOP_GRACE_S)
-            except TimeoutError:
-                drainer.cancel()
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -568,6 +575,22 @@ async def _export(settings: Settings, program_id: int, out: str) -> int:
     finally:
         await db.dispose()
     return 0
+
+
+async def _until_stopped(stop: asyncio.Event, serving: list[asyncio.Task[None]]) -> None:
+    """Until ``stop`` is set, a bot fails, or every bot has ended on its own (a refused
+    token ends only its own bot: the others go on)."""
+    waiting = asyncio.create_task(stop.wait())
+    try:
+        pending: set[asyncio.Task[Any]] = {*serving, waiting}
+        while not waiting.done():
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if any(t is not waiting and not t.cancelled() and t.exception() for t in done):
+                return
+            if all(t.done() for t in serving):
+                return
+    finally:
+        waiting.cancel()
 
 
 def tune_garbage_collector() -> None:
