@@ -569,6 +569,13 @@ class RewardService:
         :meth:`expire_prize_claims` marks it unreachable."""
         now = self._now()
         program = await self._program(program_id)
+        if not program.rewards_allowed:
+            # Discord's developer policy: season prizes only while the manager's opt-in
+            # stands (a prize made while it did is not paid after it was withdrawn).
+            logger.info(
+                "program %s: season %s closed with rewards off; no prizes", program_id, season_id
+            )
+            return []
         async with self._db.write() as conn:
             row = await db.milestone_by_id(conn, rule_id)
             if row is None or row["program_id"] != program_id or row["role"] != "prize":
