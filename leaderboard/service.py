@@ -624,22 +624,14 @@ class BoardService:
             if not await db_jobs.claim_slot(conn, job, name, now):
                 return  # another instance posted it
             await db.advance_slot(conn, program.id, at, settings.last_slot_at)
-            await db_outbox.enqueue(
+            await _post(
                 conn,
-                [
-                    message(
-                        program.platform,
-                        "chat",
-                        target,
-                        "board",
-                        {**board_context(board), "posted": True},
-                        priority=Priority.BULK,
-                        now=now,
-                        program_id=program.id,
-                        locale=program.locale,
-                        key=f"board:{program.id}:{name}",
-                    )
-                ],
+                program,
+                "board",
+                {**board_context(board), "posted": True},
+                now,
+                key=f"board:{program.id}:{name}",
+                chat_id=target,
             )
         report.posted += 1
 
@@ -691,22 +683,13 @@ class BoardService:
             season = season_from_row(row, prize["title"] if prize else None)
             # Referrals that joined inside the season before it was created count too.
             await self._backfill_season(conn, program, season)
-            await db_outbox.enqueue(
+            await _post(
                 conn,
-                [
-                    message(
-                        program.platform,
-                        "chat",
-                        program.destination_id,
-                        "season_started",
-                        season_context(season, program.timezone),
-                        priority=Priority.BULK,
-                        now=now,
-                        program_id=program_id,
-                        locale=program.locale,
-                        key=f"season:{season_id}:start",
-                    )
-                ],
+                program,
+                "season_started",
+                season_context(season, program.timezone),
+                now,
+                key=f"season:{season_id}:start",
             )
         return season
 
@@ -753,22 +736,13 @@ class BoardService:
             assert row is not None
             season = season_from_row(row, rule["title"] if rule is not None else None)
             if rule_id != current.prize_id:
-                await db_outbox.enqueue(
+                await _post(
                     conn,
-                    [
-                        message(
-                            program.platform,
-                            "chat",
-                            program.destination_id,
-                            "season_prize",
-                            season_context(season, program.timezone),
-                            priority=Priority.BULK,
-                            now=now,
-                            program_id=program.id,
-                            locale=program.locale,
-                            key=f"season:{season_id}:prize:{rule_id or 0}:{now.isoformat()}",
-                        )
-                    ],
+                    program,
+                    "season_prize",
+                    season_context(season, program.timezone),
+                    now,
+                    key=f"season:{season_id}:prize:{rule_id or 0}:{now.isoformat()}",
                 )
         return season
 
@@ -846,23 +820,14 @@ class BoardService:
                 if isinstance(port, DeepLinks):
                     url = port.deep_link(claim_payload(season_id))
                     buttons.append([Button("claim_prize", url=url)])
-            await db_outbox.enqueue(
+            await _post(
                 conn,
-                [
-                    message(
-                        program.platform,
-                        "chat",
-                        program.destination_id,
-                        "season_final",
-                        context,
-                        priority=Priority.BULK,
-                        now=now,
-                        program_id=program.id,
-                        locale=program.locale,
-                        payload=Post(buttons_of(buttons)) if buttons else None,
-                        key=f"season:{season_id}:final",
-                    )
-                ],
+                program,
+                "season_final",
+                context,
+                now,
+                key=f"season:{season_id}:final",
+                payload=Post(buttons_of(buttons)) if buttons else None,
             )
         return True
 
@@ -957,6 +922,39 @@ async def _prize_rule(conn: Any, program: Program, ref: int | str) -> Mapping[An
     if row["paused"]:
         raise BadSeasonPrize("paused", "that prize is paused", ref=text)
     return row
+
+
+async def _post(
+    conn: Any,
+    program: Program,
+    template: str,
+    context: dict[str, Any],
+    now: datetime,
+    *,
+    key: str,
+    chat_id: int | None = None,
+    payload: Any = None,
+) -> None:
+    """Queue a post in the program's chat (or ``chat_id``) in the program's language, at
+    bulk priority, once per ``key``, in the caller's transaction."""
+    await db_outbox.enqueue(
+        conn,
+        [
+            message(
+                program.platform,
+                "chat",
+                chat_id if chat_id is not None else program.destination_id,
+                template,
+                context,
+                priority=Priority.BULK,
+                now=now,
+                program_id=program.id,
+                locale=program.locale,
+                payload=payload,
+                key=key,
+            )
+        ],
+    )
 
 
 def season_results(
