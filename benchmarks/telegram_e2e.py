@@ -47,9 +47,7 @@ import multiprocessing
 import os
 import platform
 import pstats
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -68,6 +66,7 @@ import aiohttp  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
+from benchmarks.runs import run_in_workdir  # noqa: E402
 from delivery.ratelimit import Limits, RateLimiter  # noqa: E402
 from main import Application, Settings, tune_garbage_collector  # noqa: E402
 from referrals.clock import SystemClock  # noqa: E402
@@ -836,29 +835,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def workdir_for(keep: str | None) -> Path:
-    """``--keep DIR``: the databases of an earlier run there are replaced."""
-    if keep is None:
-        return Path(tempfile.mkdtemp(prefix="inviteloop-e2e-"))
-    workdir = Path(keep).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    for stale in workdir.glob("*.db*"):
-        stale.unlink()
-    return workdir
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    workdir = workdir_for(args.keep)
-    try:
-        code = asyncio.run(run(args, workdir))
-    finally:
-        if args.keep is None:
-            shutil.rmtree(workdir, ignore_errors=True)
-    if args.keep:
-        say(f"databases kept in {workdir}")
-    return code
+    return run_in_workdir(parse_args(argv), run, "inviteloop-e2e-")
 
 
 if __name__ == "__main__":
