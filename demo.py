@@ -20,7 +20,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -134,12 +134,18 @@ async def _main(path: Path) -> None:
     # are off here; the bot's own limiter still paces its messages in real time.
     world = World(clock=DatetimeClock(clock), seed=2026, rate_limits=RateLimits(enabled=False))
     server = SandboxServer(world)
+    await play_on(server, "Telegram", lambda: Story(world, server.url, path, clock))
+
+
+async def play_on(server: Any, platform: str, story_of: Callable[[], Any]) -> None:
+    """Start the local ``platform``'s ``server``, play the story ``story_of()`` makes there
+    within ``STORY_TIMEOUT``, and stop both whatever happens."""
     try:
         await server.start()
     except OSError as exc:
-        raise DemoError(f"could not start the local Telegram on 127.0.0.1: {exc}") from exc
+        raise DemoError(f"could not start the local {platform} on 127.0.0.1: {exc}") from exc
     try:
-        story = Story(world, server.url, path, clock)
+        story = story_of()
         try:
             async with asyncio.timeout(STORY_TIMEOUT):
                 await story.start()

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from demo import QUOTE, STEP_TIMEOUT, STORY_TIMEOUT, DemoError, Narrator, _clip
+from demo import QUOTE, STEP_TIMEOUT, DemoError, Narrator, _clip, play_on
 
 SETTLE = 0.2  # seconds the bot gathers joins before it reads the invite counters
 _ESCAPED = re.compile(r"\\([\\*_~`|\[\]<>#+\-.)])")
@@ -45,19 +45,8 @@ async def main(path: Path) -> None:
     old_base = discord.http.Route.BASE
     old_gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     try:
-        await server.start()
-    except OSError as exc:
-        raise DemoError(f"could not start the local Discord on 127.0.0.1: {exc}") from exc
-    try:
-        story = DiscordStory(world, server.url, path, clock)
-        try:
-            async with asyncio.timeout(STORY_TIMEOUT):
-                await story.start()
-                await story.play()
-        finally:
-            await story.stop()
+        await play_on(server, "Discord", lambda: DiscordStory(world, server.url, path, clock))
     finally:
-        await server.stop()
         discord.http.Route.BASE = old_base
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
 
